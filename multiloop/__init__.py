@@ -1,0 +1,32 @@
+"""multiloop: an asyncio event loop whose I/O backend is a pluggy plugin.
+
+    import multiloop
+    multiloop.run(main())                       # best backend here (epoll on Linux)
+    loop = multiloop.new_loop(backend="poll")   # or name one; MULTILOOP_BACKEND / MULTILOOP_AVOID work too
+    asyncio.run(main(), loop_factory=multiloop.loop_factory("select"))   # Python 3.12+
+"""
+
+from __future__ import annotations
+
+from .hookspecs import hookimpl, hookspec  # noqa: I001  (backends import hookimpl from here)
+from .backend import CAPABILITIES, ERROR, READ, WRITE, Backend, Capability, Iteration, Poller
+from .errors import (
+    BackendError, BackendUnavailableError, BadFdError, FdLimitError, LoopForkedError, MultiloopError,
+    NoBackendAvailableError, PollerError, UnknownBackendError, UnpollableFdError,
+)
+from .fdtable import InvalidFdError
+from .registry import BackendInfo, BrokenPlugin
+from .stats import LoopStats
+from .loop import EventLoop
+from .api import EventLoopPolicy, backends, default_backend, loop_factory, new_loop, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "new_loop", "run", "loop_factory", "EventLoopPolicy", "backends", "default_backend", "EventLoop",
+    "hookimpl", "hookspec", "Backend", "BackendInfo", "BrokenPlugin", "Capability", "CAPABILITIES", "Poller",
+    "Iteration", "READ", "WRITE", "ERROR", "LoopStats",
+    "MultiloopError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
+    "NoBackendAvailableError", "PollerError", "BadFdError", "FdLimitError", "UnpollableFdError",
+    "InvalidFdError", "LoopForkedError",
+]

@@ -1,0 +1,68 @@
+"""The poll(2) backend: no fd limit, no kernel object, O(registered fds) per wait.
+
+Facts about poll():
+- Python's ``select.poll`` keeps the fd array itself; register/modify are dictionary updates, no syscall.
+- A closed fd is reported as POLLNVAL on every call (it does not fail the call), so a loop that never
+  removes it spins. POLLNVAL is part of multiloop's ERROR bits: the callback runs and meets EBADF. We also
+  check fds at registration to give a clear error at the call that introduced the bad fd.
+- poll()'s event bits are exactly multiloop's READ/WRITE/ERROR values, so results go to the core untranslated.
+- Regular files are always ready. No kernel state: fork-safe.
+- The timeout is whole milliseconds; we round *up* so a timer never fires early and spins.
+"""
+
+from __future__ import annotations
+
+import math
+import select as _select
+
+from .. import hookimpl
+from ..backend import Backend, Capability, Poller
+from ._common import require_open_fd
+
+NAME = "poll"
+
+
+class PollPoller(Poller):
+    name = NAME
+    max_fd = None
+
+    def __init__(self) -> None:
+        self._poll = _select.poll()
+
+    def register(self, fd: int, events: int) -> None:
+        require_open_fd(fd, NAME, "register")
+        self._poll.register(fd, events)
+
+    def modify(self, fd: int, events: int) -> None:
+        self._poll.modify(fd, events)
+
+    def unregister(self, fd: int) -> None:
+        self._poll.unregister(fd)
+
+    def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        if timeout is None:
+            return self._poll.poll()
+        if timeout <= 0:
+            return self._poll.poll(0)
+        return self._poll.poll(math.ceil(timeout * 1000))
+
+    def close(self) -> None:
+        self._poll = _select.poll()
+
+
+def _probe() -> str | None:
+    if not hasattr(_select, "poll"):
+        return "this Python has no select.poll (not built with poll(2) support)"
+    p = _select.poll()
+    p.poll(0)
+    return None
+
+
+@hookimpl
+def multiloop_backends() -> list[Backend]:
+    return [Backend(
+        name=NAME, priority=20,
+        capabilities=frozenset({Capability.UNLIMITED_FDS, Capability.REGULAR_FILES, Capability.FORK_SAFE}),
+        probe=_probe, factory=PollPoller,
+        description="poll(2): no fd limit, O(n) per wait",
+    )]
