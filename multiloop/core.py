@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import heapq
 import inspect
 import itertools
@@ -35,7 +36,7 @@ import types
 import warnings
 import weakref
 from asyncio import events as _aio_events
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import errors
@@ -196,15 +197,7 @@ class LoopCore(asyncio.AbstractEventLoop):
 
     # ------------------------------------------------------------------------------------------- running
     def run_forever(self) -> None:
-        self._check_closed()
-        self._check_running()
-        self._set_coroutine_origin_tracking(self._debug)
-        old_hooks = sys.get_asyncgen_hooks()
-        try:
-            self._thread_id = threading.get_ident()
-            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
-                                   finalizer=self._asyncgen_finalizer_hook)
-            _aio_events._set_running_loop(self)
+        with self.enter_running():
             drive = getattr(self._poller, "drive", None)
             if drive is not None:
                 drive(self._iteration)
@@ -214,6 +207,31 @@ class LoopCore(asyncio.AbstractEventLoop):
                     run_once()
                     if self._stopping:
                         break
+
+    @property
+    def iteration(self) -> Iteration:
+        """The core's half of one loop pass, for backends that drive the loop themselves."""
+        return self._iteration
+
+    @contextlib.contextmanager
+    def enter_running(self) -> Iterator[None]:
+        """Mark this loop as running in the current thread for the duration of the ``with`` block.
+
+        ``run_forever`` uses it; a backend that embeds the loop in a host loop (the trio bridge inside an
+        already running ``trio.run``) uses it too, then drives passes through :attr:`iteration` from a host
+        task. It checks the loop is usable, installs it as asyncio's running loop, installs the async
+        generator hooks and debug coroutine tracking, and undoes all of that on exit.
+        """
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        old_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            _aio_events._set_running_loop(self)
+            yield
         finally:
             self._stopping = False
             self._may_block = False

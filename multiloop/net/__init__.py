@@ -1,9 +1,13 @@
-"""Networking on top of the core's fd registration: Server, transports, sock_* methods, sendfile, TLS."""
+"""Networking on top of the core's fd registration: Server, transports, sock_* methods, sendfile, TLS,
+datagrams. Each concern is a mixin in its own module; NetworkMixin composes them."""
 
 from __future__ import annotations
 
-import asyncio
+from .datagram import DatagramMixin
+from .sockops import SockOpsMixin
+from .streams import StreamsMixin
+from .tls import TlsMixin
 
 
-class NetworkMixin(asyncio.AbstractEventLoop):
-    """Placeholder until the networking modules land; AbstractEventLoop raises NotImplementedError."""
+class NetworkMixin(StreamsMixin, TlsMixin, DatagramMixin, SockOpsMixin):
+    """All networking methods of ``asyncio.AbstractEventLoop``."""

@@ -1,9 +1,11 @@
-"""Unix-specific loop features: pipes, signals, subprocesses."""
+"""Unix-specific loop features, one module per concern; UnixMixin composes them."""
 
 from __future__ import annotations
 
-import asyncio
+from .pipes import PipesMixin
+from .signals import SignalsMixin
+from .subprocess import SubprocessMixin
 
 
-class UnixMixin(asyncio.AbstractEventLoop):
-    """Placeholder until the unix modules land; AbstractEventLoop raises NotImplementedError."""
+class UnixMixin(SubprocessMixin, SignalsMixin, PipesMixin):
+    """Pipes, signals and subprocesses."""

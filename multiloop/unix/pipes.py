@@ -1,0 +1,9 @@
+"""Placeholder."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class PipesMixin(asyncio.AbstractEventLoop):
+    pass
