@@ -620,10 +620,10 @@ class LoopCore(asyncio.AbstractEventLoop):
         if self._debug:
             _check_callback(func, "run_in_executor")
         if executor is None:
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
             executor = self._default_executor
             if executor is None:
-                if self._executor_shutdown_called:
-                    raise RuntimeError("Executor shutdown has been called")
                 executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
                 self._default_executor = executor
         return asyncio.wrap_future(executor.submit(func, *args), loop=self)

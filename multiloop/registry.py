@@ -26,10 +26,10 @@ from .errors import BackendUnavailableError, NoBackendAvailableError, UnknownBac
 
 ENTRY_POINT_GROUP = "multiloop"
 BUILTIN_MODULES = (
-    "multiloop.backends.epoll",
-    "multiloop.backends.kqueue",
-    "multiloop.backends.poll",
-    "multiloop.backends.select",
+    "multiloop.pollers.epoll",
+    "multiloop.pollers.kqueue",
+    "multiloop.pollers.poll",
+    "multiloop.pollers.select",
 )
 ENV_BACKEND = "MULTILOOP_BACKEND"
 ENV_AVOID = "MULTILOOP_AVOID"
@@ -103,7 +103,8 @@ class Registry:
         backends: dict[str, Backend] = {}
         broken = [b for b in self.broken if b.error.startswith("import failed")]
         # Hook implementations are called one by one so that one plugin's failure is attributed to it alone.
-        for impl in reversed(self.pm.hook.multiloop_backends.get_hookimpls()):
+        # In registration order: built-ins first, so a plugin cannot shadow a built-in backend name.
+        for impl in self.pm.hook.multiloop_backends.get_hookimpls():
             origin = self._origins.get(impl.plugin_name, impl.plugin_name)
             short = impl.plugin_name.removeprefix("entrypoint:")
             try:
