@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
+import functools
 import contextlib
 import heapq
 import inspect
@@ -54,16 +56,21 @@ _MIN_TIMERS_FOR_CLEANUP = 100
 
 _Handle = asyncio.Handle
 _TimerHandle = asyncio.TimerHandle
+_new_object = object.__new__
+_copy_context = contextvars.copy_context
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 _monotonic = time.monotonic
 
-# Callback types that can never be coroutine functions: skip the (slow) inspect check for them.
-_PLAIN_CALLABLES = frozenset({
+# Callback types that can never be coroutine functions: skip the (slow) inspect check for them. Grows as
+# other such types are met (see _check_callback).
+_PLAIN_CALLABLES = set({
     types.BuiltinFunctionType, types.BuiltinMethodType, types.MethodWrapperType, types.WrapperDescriptorType,
     type((lambda: None).__get__), type([].append),
 })
 _CORO_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE
+# Types whose coroutine-ness differs per object; never cached.
+_PER_OBJECT_TYPES = frozenset({types.FunctionType, types.MethodType, functools.partial, functools.partialmethod})
 
 
 def _asyncio_debug_default() -> bool:
@@ -72,17 +79,31 @@ def _asyncio_debug_default() -> bool:
 
 
 def _check_callback(callback: Any, method: str) -> None:
+    """Refuse coroutines and non-callables, cheaply: stock asyncio only checks in debug mode, because
+    ``inspect.iscoroutinefunction`` is slow; we check always, with a code-flag test for the common types."""
     tp = type(callback)
+    if tp is _FunctionType:
+        if callback.__code__.co_flags & _CORO_FLAGS:
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        return
     if tp in _PLAIN_CALLABLES:
         return
-    if tp is types.FunctionType or tp is types.MethodType:
-        if not (callback.__code__.co_flags & _CORO_FLAGS) and not inspect.iscoroutinefunction(callback):
+    if tp is _MethodType:
+        code = getattr(callback.__func__, "__code__", None)
+        if code is not None and not code.co_flags & _CORO_FLAGS:
             return
-        raise TypeError(f"coroutines cannot be used with {method}()")
     if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
         raise TypeError(f"coroutines cannot be used with {method}()")
     if not callable(callback):
         raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+    if tp not in _PER_OBJECT_TYPES:
+        # For any other type the answer depends on the type alone (inspect only looks inside functions,
+        # methods and partials): remember it, so e.g. the C Task's step wrapper costs one set lookup.
+        _PLAIN_CALLABLES.add(tp)
+
+
+_FunctionType = types.FunctionType
+_MethodType = types.MethodType
 
 
 # Loops alive in this process, so a fork() can mark them unusable in the child.
@@ -150,6 +171,7 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._stats = [0, 0, 0]  # iterations, callbacks run, fd events dispatched
         self._iteration = _CoreIteration(self)
         self._waker = Waker(self, poller.make_waker())
+        self._waker_fd_count = self._waker.fd_count
         _live_loops.add(self)
 
     # ------------------------------------------------------------------------------------------ identity
@@ -333,10 +355,16 @@ class LoopCore(asyncio.AbstractEventLoop):
         return timeout if timeout < MAX_TIMEOUT else MAX_TIMEOUT
 
     def _run_once(self) -> None:
-        try:
-            events = self._poller.poll(self._compute_timeout())
-        finally:
-            self._may_block = False
+        timeout = self._compute_timeout()
+        if timeout == 0 and len(self._fds) == self._waker_fd_count:
+            # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
+            # callbacks it would announce are in the ready queue already. Skip the syscall.
+            events: list[tuple[int, int]] = []
+        else:
+            try:
+                events = self._poller.poll(timeout)
+            finally:
+                self._may_block = False
         self._process(events)
 
     def _process(self, events: list[tuple[int, int]]) -> None:
@@ -440,13 +468,23 @@ class LoopCore(asyncio.AbstractEventLoop):
                   context: Any = None) -> asyncio.Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if type(callback) not in _PLAIN_CALLABLES:
+        if type(callback) is not _FunctionType or callback.__code__.co_flags & _CORO_FLAGS:
             _check_callback(callback, "call_soon")
         if self._debug:
             self._check_thread()
-        handle = _Handle(callback, args, self, context)
-        if handle._source_traceback:
-            del handle._source_traceback[-1]
+            handle = _Handle(callback, args, self, context)
+            if handle._source_traceback:
+                del handle._source_traceback[-1]
+        else:
+            # asyncio.Handle.__init__ minus its get_debug() call (see multiloop/handles.py).
+            handle = _new_object(_Handle)
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._loop = self
+            handle._repr = None
+            handle._source_traceback = None
+            handle._context = _copy_context() if context is None else context
         self._ready.append(handle)
         return handle
 
@@ -465,13 +503,22 @@ class LoopCore(asyncio.AbstractEventLoop):
             raise TypeError("when cannot be None")
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if type(callback) not in _PLAIN_CALLABLES:
-            _check_callback(callback, "call_at")
+        _check_callback(callback, "call_at")
         if self._debug:
             self._check_thread()
-        timer = _TimerHandle(when, callback, args, self, context)
-        if timer._source_traceback:
-            del timer._source_traceback[-1]
+            timer = _TimerHandle(when, callback, args, self, context)
+            if timer._source_traceback:
+                del timer._source_traceback[-1]
+        else:
+            timer = _new_object(_TimerHandle)
+            timer._callback = callback
+            timer._args = args
+            timer._cancelled = False
+            timer._loop = self
+            timer._repr = None
+            timer._source_traceback = None
+            timer._context = _copy_context() if context is None else context
+            timer._when = when
         _heappush(self._scheduled, (when, next(self._timer_seq), timer))
         timer._scheduled = True
         return timer
@@ -479,8 +526,7 @@ class LoopCore(asyncio.AbstractEventLoop):
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
                              context: Any = None) -> asyncio.Handle:
         self._check_closed()
-        if type(callback) not in _PLAIN_CALLABLES:
-            _check_callback(callback, "call_soon_threadsafe")
+        _check_callback(callback, "call_soon_threadsafe")
         handle = _Handle(callback, args, self, context)
         if handle._source_traceback:
             del handle._source_traceback[-1]

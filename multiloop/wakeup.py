@@ -36,6 +36,11 @@ class Waker:
         loop._add_reader(self._rfd, self._drain)
 
     @property
+    def fd_count(self) -> int:
+        """How many fds the waker keeps registered in the loop (0 or 1)."""
+        return 1 if self._rfd >= 0 else 0
+
+    @property
     def fd(self) -> int:
         """The fd the loop watches, or -1 when the backend wakes itself."""
         return self._rfd
