@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
-import contextvars
-import functools
 import contextlib
+import contextvars
 import heapq
-import inspect
 import itertools
 import logging
 import os
@@ -43,7 +40,10 @@ from typing import Any
 
 from . import errors
 from .backend import ERROR, READ, WRITE, Iteration, Poller
+from .callbacks import CORO_FLAGS as _CORO_FLAGS
+from .callbacks import check_callback as _check_callback
 from .fdtable import FdEntry, fileobj_to_fd
+from .services import LoopServices
 from .stats import LoopStats
 from .wakeup import Waker
 
@@ -55,6 +55,7 @@ MAX_TIMEOUT = 24 * 3600
 _MIN_TIMERS_FOR_CLEANUP = 100
 
 _Handle = asyncio.Handle
+_FunctionType = types.FunctionType
 _TimerHandle = asyncio.TimerHandle
 _new_object = object.__new__
 _copy_context = contextvars.copy_context
@@ -62,48 +63,9 @@ _heappush = heapq.heappush
 _heappop = heapq.heappop
 _monotonic = time.monotonic
 
-# Callback types that can never be coroutine functions: skip the (slow) inspect check for them. Grows as
-# other such types are met (see _check_callback).
-_PLAIN_CALLABLES = set({
-    types.BuiltinFunctionType, types.BuiltinMethodType, types.MethodWrapperType, types.WrapperDescriptorType,
-    type((lambda: None).__get__), type([].append),
-})
-_CORO_FLAGS = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE
-# Types whose coroutine-ness differs per object; never cached.
-_PER_OBJECT_TYPES = frozenset({types.FunctionType, types.MethodType, functools.partial, functools.partialmethod})
-
-
 def _asyncio_debug_default() -> bool:
     # Same rule as asyncio.coroutines._is_debug_mode, which is private.
     return sys.flags.dev_mode or (not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG")))
-
-
-def _check_callback(callback: Any, method: str) -> None:
-    """Refuse coroutines and non-callables, cheaply: stock asyncio only checks in debug mode, because
-    ``inspect.iscoroutinefunction`` is slow; we check always, with a code-flag test for the common types."""
-    tp = type(callback)
-    if tp is _FunctionType:
-        if callback.__code__.co_flags & _CORO_FLAGS:
-            raise TypeError(f"coroutines cannot be used with {method}()")
-        return
-    if tp in _PLAIN_CALLABLES:
-        return
-    if tp is _MethodType:
-        code = getattr(callback.__func__, "__code__", None)
-        if code is not None and not code.co_flags & _CORO_FLAGS:
-            return
-    if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
-        raise TypeError(f"coroutines cannot be used with {method}()")
-    if not callable(callback):
-        raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
-    if tp not in _PER_OBJECT_TYPES:
-        # For any other type the answer depends on the type alone (inspect only looks inside functions,
-        # methods and partials): remember it, so e.g. the C Task's step wrapper costs one set lookup.
-        _PLAIN_CALLABLES.add(tp)
-
-
-_FunctionType = types.FunctionType
-_MethodType = types.MethodType
 
 
 # Loops alive in this process, so a fork() can mark them unusable in the child.
@@ -136,7 +98,7 @@ class _CoreIteration(Iteration):
         return not loop._stopping
 
 
-class LoopCore(asyncio.AbstractEventLoop):
+class LoopCore(LoopServices):
     """Everything in ``asyncio.AbstractEventLoop`` that is not networking, pipes, subprocesses or signals."""
 
     def __init__(self, poller: Poller) -> None:
@@ -155,18 +117,11 @@ class LoopCore(asyncio.AbstractEventLoop):
         self._pid = os.getpid()
         self._thread_id: int | None = None
         self._clock_resolution = time.get_clock_info("monotonic").resolution
-        self._exception_handler: Callable[..., Any] | None = None
         self._task_factory: Callable[..., Any] | None = None
+        self._init_services()
         self._debug = _asyncio_debug_default()
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
-        # Name kept from stock asyncio: CPython's test harness (test_utils.TestCase.close_loop) reads it.
-        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._executor_shutdown_called = False
-        self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._asyncgens_shutdown_called = False
-        self._coroutine_origin_tracking_enabled = False
-        self._coroutine_origin_tracking_saved_depth: int | None = None
         self._may_block = False
         self._stats = [0, 0, 0]  # iterations, callbacks run, fd events dispatched
         self._iteration = _CoreIteration(self)
@@ -313,10 +268,7 @@ class LoopCore(asyncio.AbstractEventLoop):
             timer._scheduled = False
         self._scheduled.clear()
         self._timer_cancelled_count = 0
-        self._executor_shutdown_called = True
-        executor, self._default_executor = self._default_executor, None
-        if executor is not None:
-            executor.shutdown(wait=False)
+        self._shutdown_executor_nowait()
         self._close_io()
         _live_loops.discard(self)
 
@@ -659,143 +611,6 @@ class LoopCore(asyncio.AbstractEventLoop):
 
     def remove_writer(self, fd: Any) -> bool:
         return self._remove_writer(self._fd_for_public_api(fd))
-
-    # ------------------------------------------------------------------------------------- executors
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-        self._check_closed()
-        if self._debug:
-            _check_callback(func, "run_in_executor")
-        if executor is None:
-            if self._executor_shutdown_called:
-                raise RuntimeError("Executor shutdown has been called")
-            executor = self._default_executor
-            if executor is None:
-                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
-                self._default_executor = executor
-        return asyncio.wrap_future(executor.submit(func, *args), loop=self)
-
-    def set_default_executor(self, executor: Any) -> None:
-        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
-            raise TypeError("executor must be ThreadPoolExecutor")
-        self._default_executor = executor
-
-    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Join the default executor's threads without blocking the loop (in a helper thread)."""
-        self._executor_shutdown_called = True
-        executor = self._default_executor
-        if executor is None:
-            return
-        done = self.create_future()
-
-        def join() -> None:
-            try:
-                executor.shutdown(wait=True)
-            finally:
-                if not self.is_closed():
-                    self.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
-
-        joiner = threading.Thread(target=join, name="multiloop-executor-shutdown")
-        joiner.start()
-        try:
-            async with asyncio.timeout(timeout):
-                await done
-        except TimeoutError:
-            warnings.warn(f"The executor did not finishing joining its threads within {timeout} seconds.",
-                          RuntimeWarning, stacklevel=2)
-            executor.shutdown(wait=False)
-        else:
-            joiner.join()
-
-    # --------------------------------------------------------------------------------------- asyncgens
-    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
-        if self._asyncgens_shutdown_called:
-            warnings.warn(f"asynchronous generator {agen!r} was scheduled after loop.shutdown_asyncgens() call",
-                          ResourceWarning, source=self)
-        self._asyncgens.add(agen)
-
-    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
-        self._asyncgens.discard(agen)
-        if not self.is_closed():
-            self.call_soon_threadsafe(self.create_task, agen.aclose())
-
-    async def shutdown_asyncgens(self) -> None:
-        self._asyncgens_shutdown_called = True
-        agens = list(self._asyncgens)
-        if not agens:
-            return
-        self._asyncgens.clear()
-        outcomes = await asyncio.gather(*(agen.aclose() for agen in agens), return_exceptions=True)
-        for agen, outcome in zip(agens, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                self.call_exception_handler({
-                    "message": f"an error occurred during closing of asynchronous generator {agen!r}",
-                    "exception": outcome, "asyncgen": agen})
-
-    # ----------------------------------------------------------------------------------- error handling
-    def get_exception_handler(self) -> Callable[..., Any] | None:
-        return self._exception_handler
-
-    def set_exception_handler(self, handler: Callable[..., Any] | None) -> None:
-        if handler is not None and not callable(handler):
-            raise TypeError(f"A callable object or None is expected, got {handler!r}")
-        self._exception_handler = handler
-
-    def default_exception_handler(self, context: dict[str, Any]) -> None:
-        from .exceptions import log_exception_context
-        log_exception_context(self, context, self._current_handle)
-
-    def call_exception_handler(self, context: dict[str, Any]) -> None:
-        handler = self._exception_handler
-        if handler is None:
-            try:
-                self.default_exception_handler(context)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException:
-                logger.error("Exception in default exception handler", exc_info=True)
-            return
-        try:
-            handler(self, context)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            try:
-                self.default_exception_handler({
-                    "message": "Unhandled error in exception handler", "exception": exc, "context": context})
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException:
-                logger.error("Exception in default exception handler while handling an unexpected error "
-                             "in custom exception handler", exc_info=True)
-
-    # ------------------------------------------------------------------------------------------- debug
-    def get_debug(self) -> bool:
-        return self._debug
-
-    def set_debug(self, enabled: bool) -> None:
-        self._debug = bool(enabled)
-        if self.is_running():
-            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, self._debug)
-
-    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
-        if bool(enabled) == self._coroutine_origin_tracking_enabled:
-            return
-        if enabled:
-            self._coroutine_origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
-            sys.set_coroutine_origin_tracking_depth(10)
-        else:
-            sys.set_coroutine_origin_tracking_depth(self._coroutine_origin_tracking_saved_depth or 0)
-        self._coroutine_origin_tracking_enabled = bool(enabled)
-
-    # ------------------------------------------------------------------------------------------- DNS
-    async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0,
-                          flags: int = 0) -> list[Any]:
-        from .dns import getaddrinfo
-        return await getaddrinfo(self, host, port, family=family, type=type, proto=proto, flags=flags)
-
-    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
-        import socket
-        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not self._closed and not self._forked:
