@@ -30,7 +30,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def multiloop_backends() -> list:  # type: ignore[type-arg]
+def multiloop_backends() -> list:  # type: ignore[type-arg,empty-body]
     """Return a list of :class:`multiloop.Backend` descriptors this plugin provides.
 
     Called once per registry load. Must be cheap and must not probe the platform (that is what each

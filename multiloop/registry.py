@@ -16,6 +16,7 @@ import importlib.metadata
 import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 from dataclasses import dataclass, replace
 
 import pluggy
@@ -108,8 +109,8 @@ class Registry:
             origin = self._origins.get(impl.plugin_name, impl.plugin_name)
             short = impl.plugin_name.removeprefix("entrypoint:")
             try:
-                result = impl.function()
-                descriptors = list(result or ())
+                result: Any = impl.function()
+                descriptors: list[Any] = list(result or ())
                 for d in descriptors:
                     if not isinstance(d, Backend):
                         raise TypeError(f"hook returned {type(d).__name__}, expected multiloop.Backend")
@@ -173,10 +174,10 @@ class Registry:
         env = os.environ if environ is None else environ
         required = check_capability_names(require, "require=")
         avoided = set(_split_names(avoid)) | set(_split_names(env.get(ENV_AVOID, "")))
-        for name in avoided:
-            if name not in self._backends:
-                raise UnknownBackendError(f"avoid= names unknown backend {name!r}; known: {', '.join(self.names())}",
-                                          backend=name)
+        for avoided_name in avoided:
+            if avoided_name not in self._backends:
+                raise UnknownBackendError(f"avoid= names unknown backend {avoided_name!r}; known: "
+                                          f"{', '.join(self.names())}", backend=avoided_name)
         name = backend if backend is not None else (env.get(ENV_BACKEND) or None)
         if name is not None:
             if not isinstance(name, str):
@@ -201,8 +202,8 @@ class Registry:
                 rejected.append(f"{candidate}: only used when named")
             elif candidate in avoided:
                 rejected.append(f"{candidate}: avoided")
-            elif (reason := self.probe(candidate)) is not None:
-                rejected.append(f"{candidate}: {reason}")
+            elif (why := self.probe(candidate)) is not None:
+                rejected.append(f"{candidate}: {why}")
             elif missing := required - b.capabilities:
                 rejected.append(f"{candidate}: lacks {', '.join(sorted(missing))}")
             else:
