@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import select
+import sys
 
 import pytest
 
@@ -37,6 +38,7 @@ def test_builtin_backends_are_registered_through_the_hook(registry):
     assert all(info.origin == "built-in" for info in registry.infos())
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="epoll is Linux-only")
 def test_auto_choice_on_linux_is_epoll(registry):
     assert registry.choose(environ={}).name == "epoll"
 
