@@ -15,7 +15,7 @@ from typing import Any
 
 # Callback types that can never be coroutine functions: skip the (slow) inspect check for them. Grows as
 # other such types are met (see _check_callback).
-_PLAIN_CALLABLES = set({
+PLAIN_CALLABLES = set({
     types.BuiltinFunctionType, types.BuiltinMethodType, types.MethodWrapperType, types.WrapperDescriptorType,
     type((lambda: None).__get__), type([].append),
 })
@@ -32,7 +32,7 @@ def check_callback(callback: Any, method: str) -> None:
         if callback.__code__.co_flags & CORO_FLAGS:
             raise TypeError(f"coroutines cannot be used with {method}()")
         return
-    if tp in _PLAIN_CALLABLES:
+    if tp in PLAIN_CALLABLES:
         return
     if tp is types.MethodType:
         code = getattr(callback.__func__, "__code__", None)
@@ -45,4 +45,4 @@ def check_callback(callback: Any, method: str) -> None:
     if tp not in _PER_OBJECT_TYPES:
         # For any other type the answer depends on the type alone (inspect only looks inside functions,
         # methods and partials): remember it, so e.g. the C Task's step wrapper costs one set lookup.
-        _PLAIN_CALLABLES.add(tp)
+        PLAIN_CALLABLES.add(tp)

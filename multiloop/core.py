@@ -41,6 +41,7 @@ from typing import Any
 from . import errors
 from .backend import ERROR, READ, WRITE, Iteration, Poller
 from .callbacks import CORO_FLAGS as _CORO_FLAGS
+from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
 from .fdtable import FdEntry, fileobj_to_fd
 from .services import LoopServices
@@ -420,7 +421,12 @@ class LoopCore(LoopServices):
                   context: Any = None) -> asyncio.Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if type(callback) is not _FunctionType or callback.__code__.co_flags & _CORO_FLAGS:
+        # The common callback types cost one test here; anything else gets the full check.
+        tp = type(callback)
+        if tp is _FunctionType:
+            if callback.__code__.co_flags & _CORO_FLAGS:
+                _check_callback(callback, "call_soon")
+        elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_soon")
         if self._debug:
             self._check_thread()
@@ -428,7 +434,8 @@ class LoopCore(LoopServices):
             if handle._source_traceback:
                 del handle._source_traceback[-1]
         else:
-            # asyncio.Handle.__init__ minus its get_debug() call (see multiloop/handles.py).
+            # asyncio.Handle.__init__ minus its get_debug() call; tests/test_handle_contract.py fails loudly
+            # if a Python release changes the slots filled in here.
             handle = _new_object(_Handle)
             handle._callback = callback
             handle._args = args
@@ -438,29 +445,41 @@ class LoopCore(LoopServices):
             handle._source_traceback = None
             handle._context = _copy_context() if context is None else context
         self._ready.append(handle)
+        if self._may_block:
+            # Only a backend whose wait lets other code of this thread run (the trio bridge: trio tasks run
+            # while the loop waits) can get here; a blocking poll() cannot. Wake it to see the callback.
+            self._waker.wake()
         return handle
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,
                    context: Any = None) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        timer = self.call_at(_monotonic() + delay, callback, *args, context=context)
-        if timer._source_traceback:
-            del timer._source_traceback[-1]
-        return timer
+        return self._new_timer(_monotonic() + delay, callback, args, context)
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
                 context: Any = None) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
+        return self._new_timer(when, callback, args, context)
+
+    def _new_timer(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                   context: Any) -> asyncio.TimerHandle:
+        """call_at's body, shared with call_later without re-packing its arguments (timers are hot)."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        _check_callback(callback, "call_at")
+        tp = type(callback)
+        if tp is _FunctionType:
+            if callback.__code__.co_flags & _CORO_FLAGS:
+                _check_callback(callback, "call_at")  # stock asyncio names call_at for call_later too
+        elif tp not in _PLAIN_CALLABLES:
+            _check_callback(callback, "call_at")
         if self._debug:
             self._check_thread()
             timer = _TimerHandle(when, callback, args, self, context)
             if timer._source_traceback:
-                del timer._source_traceback[-1]
+                # Drop this frame and the call_at/call_later frame: the traceback starts at the caller.
+                del timer._source_traceback[-2:]
         else:
             timer = _new_object(_TimerHandle)
             timer._callback = callback
@@ -473,6 +492,8 @@ class LoopCore(LoopServices):
             timer._when = when
         _heappush(self._scheduled, (when, next(self._timer_seq), timer))
         timer._scheduled = True
+        if self._may_block:
+            self._waker.wake()  # the wait's deadline may now be too late (see call_soon)
         return timer
 
     def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,

