@@ -257,6 +257,10 @@ class LoopCore(LoopServices):
         return self._closed
 
     def close(self) -> None:
+        if self._forked:
+            # A fork inside a running callback leaves the child's copy "running" forever; closing it must
+            # still release the child's copies of the fds (never the parent's kernel state).
+            self._thread_id = None
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
         if self._closed:

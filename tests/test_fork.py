@@ -1,0 +1,188 @@
+"""After os.fork(): a child never silently shares the parent's poller, wake-up fd or signal pipe.
+
+Each test forks; the child reports one line through a pipe and leaves with ``os._exit`` (no pytest teardown
+in the child); the parent checks the report and that its own loop still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import traceback
+
+import pytest
+
+import multiloop
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def in_child(body) -> str:
+    """Run ``body()`` in a forked child; return what it returned (a str) or its traceback."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(r)
+        try:
+            report = body()
+        except BaseException:  # noqa: BLE001 - everything goes back to the parent
+            report = "child raised:\n" + traceback.format_exc()
+        try:
+            os.write(w, report.encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    while chunk := os.read(r, 65536):
+        chunks.append(chunk)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return b"".join(chunks).decode()
+
+
+async def answer() -> str:
+    await asyncio.sleep(0)
+    fut = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon_threadsafe(fut.set_result, "fresh loop works")
+    return await fut
+
+
+def assert_parent_loop_still_works(loop, run) -> None:
+    r, w = os.pipe()
+    try:
+        got = loop.create_future()
+        loop.add_reader(r, lambda: got.done() or got.set_result(os.read(r, 10)))
+        os.write(w, b"ping")
+        loop.call_soon_threadsafe(lambda: None)
+        assert run(got) == b"ping"
+        loop.remove_reader(r)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_child_can_create_and_run_a_fresh_loop(loop, run, backend):
+    run(asyncio.sleep(0))  # the parent's loop has been used
+
+    def child():
+        fresh = multiloop.new_loop(backend)
+        try:
+            return fresh.run_until_complete(answer())
+        finally:
+            fresh.close()
+
+    assert in_child(child) == "fresh loop works"
+    assert_parent_loop_still_works(loop, run)
+
+
+def test_child_forked_inside_a_running_coroutine_can_run_a_fresh_loop(loop, run, backend):
+    if backend == "trio":
+        pytest.skip("trio's run state is thread-local and survives fork(): a child forked inside trio.run "
+                    "cannot start trio.run again (multiloop_trio refuses it with a clear RuntimeError)")
+    def child():
+        fresh = multiloop.new_loop(backend)
+        try:
+            return fresh.run_until_complete(answer())
+        finally:
+            fresh.close()
+
+    async def fork_from_here():
+        return in_child(child)
+
+    assert run(fork_from_here()) == "fresh loop works"
+    assert_parent_loop_still_works(loop, run)
+
+
+@pytest.mark.parametrize("operation", ["run_until_complete", "add_reader", "call_soon_threadsafe",
+                                       "add_signal_handler", "subprocess_exec"])
+def test_child_touching_the_inherited_loop_gets_loop_forked_error(loop, run, operation):
+    run(asyncio.sleep(0))
+    r, w = os.pipe()
+
+    def child():
+        actions = {
+            "run_until_complete": lambda: loop.run_until_complete(asyncio.sleep(0)),
+            "add_reader": lambda: loop.add_reader(r, lambda: None),
+            "call_soon_threadsafe": lambda: loop.call_soon_threadsafe(lambda: None),
+            "add_signal_handler": lambda: loop.add_signal_handler(signal.SIGUSR1, lambda: None),
+            "subprocess_exec": lambda: loop.run_until_complete(
+                loop.subprocess_exec(asyncio.SubprocessProtocol, "true")),
+        }
+        try:
+            actions[operation]()
+        except multiloop.LoopForkedError as exc:
+            assert isinstance(exc, RuntimeError)
+            return "LoopForkedError: " + str(exc)
+        return "no error"
+
+    try:
+        report = in_child(child)
+    finally:
+        os.close(r)
+        os.close(w)
+    assert report.startswith("LoopForkedError: "), report
+    assert "new_loop" in report  # the message says what to do instead
+    assert_parent_loop_still_works(loop, run)
+
+
+def test_parent_registrations_survive_the_child_closing_its_copy(loop, run):
+    r, w = os.pipe()
+    got = loop.create_future()
+    loop.add_reader(r, lambda: got.done() or got.set_result(os.read(r, 10)))
+
+    def child():
+        loop.close()  # closes only the child's copies; must not unregister anything in the shared poller
+        return "closed"
+
+    try:
+        assert in_child(child) == "closed"
+        os.write(w, b"after")
+        assert run(got) == b"after"
+        loop.remove_reader(r)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_child_does_not_inherit_the_parents_signal_wakeup_or_handlers(loop, run):
+    saved = signal.getsignal(signal.SIGUSR1)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+    try:
+        def child():
+            wakeup = signal.set_wakeup_fd(-1)
+            disposition = signal.getsignal(signal.SIGUSR1)
+            return f"{wakeup} {disposition == signal.SIG_DFL}"
+
+        assert in_child(child) == "-1 True"
+        # The parent's handler is untouched.
+        got = loop.create_future()
+        loop.add_signal_handler(signal.SIGUSR1, lambda: got.done() or got.set_result("parent"))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert run(got) == "parent"
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+        signal.signal(signal.SIGUSR1, saved)
+
+
+def test_child_signals_reach_a_fresh_loop_in_the_child(loop, backend):
+    saved = signal.getsignal(signal.SIGUSR1)
+    loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+    try:
+        def child():
+            fresh = multiloop.new_loop(backend)
+            try:
+                async def main():
+                    got = fresh.create_future()
+                    fresh.add_signal_handler(signal.SIGUSR1, got.set_result, "child handler ran")
+                    os.kill(os.getpid(), signal.SIGUSR1)
+                    return await asyncio.wait_for(got, 10)
+                return fresh.run_until_complete(main())
+            finally:
+                fresh.close()
+
+        assert in_child(child) == "child handler ran"
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+        signal.signal(signal.SIGUSR1, saved)
