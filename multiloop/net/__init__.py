@@ -4,10 +4,11 @@ datagrams. Each concern is a mixin in its own module; NetworkMixin composes them
 from __future__ import annotations
 
 from .datagram import DatagramMixin
+from .sendfile import SendfileMixin
 from .sockops import SockOpsMixin
 from .streams import StreamsMixin
 from .tls import TlsMixin
 
 
-class NetworkMixin(StreamsMixin, TlsMixin, DatagramMixin, SockOpsMixin):
+class NetworkMixin(StreamsMixin, TlsMixin, SendfileMixin, DatagramMixin, SockOpsMixin):
     """All networking methods of ``asyncio.AbstractEventLoop``."""

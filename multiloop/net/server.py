@@ -1,0 +1,289 @@
+"""``Server`` (what create_server / create_unix_server return) and the accept loop behind it.
+
+Facts:
+- A listening socket is reported readable once however many connections are queued; accepting one per event
+  would cost one loop pass per connection under a burst. We accept up to ``backlog`` per event.
+- When the process is out of descriptors (EMFILE/ENFILE) or the kernel out of memory (ENOBUFS/ENOMEM),
+  ``accept`` fails while the connection stays queued, so a level-triggered backend reports the socket ready
+  again at once: the loop would spin at 100 % CPU. We stop watching the socket, tell the exception handler,
+  and watch it again after ``ACCEPT_RETRY_DELAY`` seconds (stock asyncio's 1 s), so the server survives
+  descriptor exhaustion and serves again once fds are free.
+- Stock asyncio starts a Task per accepted connection. A plain TCP connection needs none: the protocol and
+  transport are created right in the accept callback. TLS connections are wrapped by ``loop._wrap_tls`` and a
+  callback on the handshake waiter closes failed ones.
+
+Lifecycle semantics are CPython 3.13's on every Python (3.11's wait_closed returned too early, 3.12.0's too):
+``wait_closed`` returns once the server is closed *and* its last connection is gone, in either order;
+transports ``_attach``/``_detach`` themselves; ``serve_forever`` is cancellable and closes the server when
+cancelled; ``listen()`` is called when serving starts, not when the socket is bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from .socketview import wrap_socket
+
+logger = logging.getLogger("asyncio")
+
+ACCEPT_RETRY_DELAY = 1.0
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+class _Listener:
+    """One listening socket of a server: its accept callback and its pause-on-exhaustion timer."""
+
+    __slots__ = ("sock", "fd", "server", "retry", "unix_path", "unix_ino", "__weakref__")
+
+    def __init__(self, server: Server, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.server = server
+        self.retry: asyncio.TimerHandle | None = None
+        self.unix_path: Any = None  # set when the socket file should be unlinked on close (cleanup_socket)
+        self.unix_ino = 0
+
+    def start(self) -> None:
+        self.retry = None
+        self.server._loop._add_reader(self.fd, self.on_readable)
+
+    def stop(self) -> None:
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        loop = self.server._loop
+        if not loop.is_closed():
+            loop._remove_reader(self.fd)
+
+    def on_readable(self) -> None:
+        server = self.server
+        loop = server._loop
+        accept = self.sock.accept
+        for _ in range(server._backlog):
+            try:
+                conn, addr = accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # queue drained (or the peer gave up before we got to it)
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    self._pause(exc)
+                else:
+                    loop.call_exception_handler({
+                        "message": f"socket.accept() failed (multiloop backend {loop.backend})",
+                        "exception": exc, "socket": wrap_socket(self.sock)})
+                return
+            try:
+                conn.setblocking(False)
+            except OSError:  # reset before we could use it
+                conn.close()
+                continue
+            if loop._debug:
+                logger.debug("%r got a new connection from %r: %r", server, addr, conn)
+            server._connection_accepted(conn, addr)
+            if not server._serving:
+                return  # a protocol factory closed the server: this socket is closed now
+
+    def _pause(self, exc: OSError) -> None:
+        loop = self.server._loop
+        loop.call_exception_handler({
+            "message": "socket.accept() out of system resource",
+            "exception": exc, "socket": wrap_socket(self.sock)})
+        # Level-triggered backends would report the queued connection again at once: stop watching.
+        loop._remove_reader(self.fd)
+        self.retry = loop.call_later(ACCEPT_RETRY_DELAY, self.start)
+
+    def close(self) -> None:
+        self.stop()
+        path, ino = self.unix_path, self.unix_ino
+        self.sock.close()
+        if path is not None:
+            unlink_if_same_socket(path, ino)
+
+
+def unlink_if_same_socket(path: Any, ino: int) -> None:
+    """Remove the socket file at ``path`` if it is still the one we bound (same inode)."""
+    try:
+        if os.stat(path).st_ino == ino:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
+
+
+class Server(asyncio.AbstractServer):
+    """A listening server: its sockets, their accept loops, and the connections they made."""
+
+    def __init__(self, loop: Any, sockets: list[socket.socket], protocol_factory: Callable[[], Any],
+                 ssl_context: Any, backlog: int, ssl_handshake_timeout: float | None,
+                 ssl_shutdown_timeout: float | None = None) -> None:
+        self._loop = loop
+        self._listeners: list[_Listener] | None = [_Listener(self, s) for s in sockets]
+        # Weak: a transport the user dropped must still be collectable (and warn "unclosed transport").
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._anonymous = 0  # _attach() calls without a transport
+        self._waiters: list[asyncio.Future[None]] | None = []
+        self._protocol_factory = protocol_factory
+        self._backlog = backlog
+        self._ssl_context = ssl_context
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
+        self._serving = False
+        self._serving_forever_fut: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} sockets={self.sockets!r}>"
+
+    # ---------------------------------------------------------------------- connection accounting
+    def _attach(self, transport: Any = None) -> None:
+        # 3.12's signature took no transport (a bare counter); CPython 3.12's tests still call it that way.
+        if transport is None:
+            self._anonymous += 1
+        else:
+            self._clients.add(transport)
+
+    def _detach(self, transport: Any = None) -> None:
+        if transport is None:
+            self._anonymous -= 1
+        else:
+            self._clients.discard(transport)
+        if not self._clients and not self._anonymous and self._listeners is None:
+            self._wakeup()
+
+    def _wakeup(self) -> None:
+        waiters, self._waiters = self._waiters, None  # None: "closed and empty", wait_closed returns at once
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _connection_accepted(self, conn: socket.socket, addr: Any) -> None:
+        loop = self._loop
+        extra = {"peername": addr}
+        protocol = transport = None
+        try:
+            protocol = self._protocol_factory()
+            if self._ssl_context is not None:
+                waiter = loop.create_future()
+                transport = loop._wrap_tls(
+                    conn, protocol, self._ssl_context, waiter=waiter, server_side=True, server_hostname=None,
+                    extra=extra, server=self, ssl_handshake_timeout=self._ssl_handshake_timeout,
+                    ssl_shutdown_timeout=self._ssl_shutdown_timeout)
+                waiter.add_done_callback(_close_on_failed_handshake(loop, transport, protocol))
+            else:
+                loop._make_socket_transport(conn, protocol, None, extra=extra, server=self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if transport is None:
+                conn.close()
+            else:
+                transport.close()
+            context = {"message": "Error on transport creation for incoming connection", "exception": exc}
+            if protocol is not None:
+                context["protocol"] = protocol
+            if transport is not None:
+                context["transport"] = transport
+            loop.call_exception_handler(context)
+
+    # ------------------------------------------------------------------------------------ serving
+    def _start_serving(self) -> None:
+        if self._serving or self._listeners is None:
+            return
+        self._serving = True
+        for listener in self._listeners:
+            listener.sock.listen(self._backlog)
+            listener.start()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        if self._listeners is None:
+            return ()
+        return tuple(wrap_socket(listener.sock) for listener in self._listeners)
+
+    @property
+    def _sockets(self) -> list[socket.socket] | None:
+        # Stock asyncio's attribute (the raw sockets, None once closed); CPython's tests and some libraries
+        # read it.
+        if self._listeners is None:
+            return None
+        return [listener.sock for listener in self._listeners]
+
+    def close(self) -> None:
+        listeners, self._listeners = self._listeners, None
+        if listeners is None:
+            return
+        for listener in listeners:
+            listener.close()
+        self._serving = False
+        fut, self._serving_forever_fut = self._serving_forever_fut, None
+        if fut is not None and not fut.done():
+            fut.cancel()
+        if not self._clients and not self._anonymous:
+            self._wakeup()
+
+    def close_clients(self) -> None:
+        for transport in list(self._clients):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        for transport in list(self._clients):
+            transport.abort()
+
+    async def start_serving(self) -> None:
+        self._start_serving()
+        await asyncio.sleep(0)  # stock asyncio yields once here; code may rely on it
+
+    async def serve_forever(self) -> None:
+        if self._serving_forever_fut is not None:
+            raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
+        if self._listeners is None:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        fut = self._serving_forever_fut = self._loop.create_future()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            try:
+                self.close()
+                await self.wait_closed()
+            finally:
+                raise
+        finally:
+            self._serving_forever_fut = None
+
+    async def wait_closed(self) -> None:
+        """Return once the server is closed and every connection it accepted has ended (either order)."""
+        if self._waiters is None:
+            return
+        waiter = self._loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+
+def _close_on_failed_handshake(loop: Any, transport: Any, protocol: Any) -> Callable[[Any], None]:
+    def done(waiter: asyncio.Future[Any]) -> None:
+        if waiter.cancelled():
+            transport.close()
+            return
+        exc = waiter.exception()
+        if exc is None:
+            return
+        transport.close()
+        if loop.get_debug():
+            loop.call_exception_handler({
+                "message": "Error on transport creation for incoming connection",
+                "exception": exc, "protocol": protocol, "transport": transport})
+    return done
