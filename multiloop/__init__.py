@@ -8,17 +8,25 @@
 
 from __future__ import annotations
 
-from .hookspecs import hookimpl, hookspec  # noqa: I001  (backends import hookimpl from here)
+from .api import EventLoopPolicy, backends, default_backend, loop_factory, new_loop, run
 from .backend import CAPABILITIES, ERROR, READ, WRITE, Backend, Capability, Iteration, Poller
 from .errors import (
-    BackendError, BackendUnavailableError, BadFdError, FdLimitError, LoopForkedError, MultiloopError,
-    NoBackendAvailableError, PollerError, UnknownBackendError, UnpollableFdError,
+    BackendError,
+    BackendUnavailableError,
+    BadFdError,
+    FdLimitError,
+    LoopForkedError,
+    MultiloopError,
+    NoBackendAvailableError,
+    PollerError,
+    UnknownBackendError,
+    UnpollableFdError,
 )
 from .fdtable import InvalidFdError
+from .hookspecs import hookimpl, hookspec  # noqa: I001  (backends import hookimpl from here)
+from .loop import EventLoop
 from .registry import BackendInfo, BrokenPlugin
 from .stats import LoopStats
-from .loop import EventLoop
-from .api import EventLoopPolicy, backends, default_backend, loop_factory, new_loop, run
 
 __version__ = "0.1.0"
 

@@ -70,8 +70,9 @@ def info(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .api import EventLoopPolicy
     import asyncio
+
+    from .api import EventLoopPolicy
 
     if args.backend:
         os.environ[ENV_BACKEND] = args.backend

@@ -403,6 +403,10 @@ class LoopCore(LoopServices):
                                _describe_handle(handle), dt, self._backend_name)
         finally:
             self._current_handle = None
+            # A traceback raised under this handle keeps this frame alive through f_back; without this the
+            # frame would keep the handle, hence its task, alive, and "exception was never retrieved"
+            # would come late (CPython test_futures2 *_exc_handler_correct_context, debug mode).
+            handle = None  # noqa: F841
 
     def _purge_cancelled_timers(self) -> None:
         keep = []

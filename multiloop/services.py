@@ -138,7 +138,14 @@ class LoopServices(asyncio.AbstractEventLoop):
                 logger.error("Exception in default exception handler", exc_info=True)
             return
         try:
-            handler(self, context)
+            # Run the custom handler in the context of the task/future/handle that failed (CPython 3.12+,
+            # gh-96704; get_context() exists from 3.12 on, so on 3.11 this is the plain call stock makes).
+            thing = context.get("task") or context.get("future") or context.get("handle")
+            ctx = thing.get_context() if thing is not None and hasattr(thing, "get_context") else None
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(handler, self, context)
+            else:
+                handler(self, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
