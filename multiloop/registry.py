@@ -16,8 +16,8 @@ import importlib.metadata
 import os
 import threading
 from collections.abc import Iterable
-from typing import Any
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pluggy
 
