@@ -460,18 +460,27 @@ class _WakeupFdHandover:
 
     def run_started(self) -> None:
         if self.active:
-            self.trio_fd = signal.set_wakeup_fd(self.outer)
+            self.trio_fd = _set_wakeup_fd(self.outer)
             if self.outer == -1:
-                signal.set_wakeup_fd(self.trio_fd, warn_on_full_buffer=False)
+                _set_wakeup_fd(self.trio_fd, warn_on_full_buffer=False)
 
     def run_ending(self) -> None:
         if self.active:
-            end = signal.set_wakeup_fd(self.trio_fd, warn_on_full_buffer=False)
+            end = _set_wakeup_fd(self.trio_fd, warn_on_full_buffer=False)
             self.final = -1 if end == self.trio_fd else end
 
     def after_run(self) -> None:
         if self.active:
-            signal.set_wakeup_fd(self.final if self.final != -1 else self.outer)
+            _set_wakeup_fd(self.final if self.final != -1 else self.outer)
+
+
+def _set_wakeup_fd(fd: int, **kwargs: bool) -> int:
+    """set_wakeup_fd, except that an fd closed meanwhile (a forked child whose inherited signal pipe was
+    closed by multiloop's fork hook) means "none": there is nothing left to hand back."""
+    try:
+        return signal.set_wakeup_fd(fd, **kwargs)
+    except (OSError, ValueError):
+        return signal.set_wakeup_fd(-1)
 
 
 def _refuse_inside_trio(what: str) -> None:
