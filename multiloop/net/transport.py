@@ -30,6 +30,8 @@ import socket
 import warnings
 from typing import Any
 
+from multiloop.flowcontrol import water_marks
+
 from .socketview import wrap_socket
 
 logger = logging.getLogger("asyncio")
@@ -438,14 +440,7 @@ class SocketTransport(asyncio.Transport):
         return (self._low_water, self._high_water)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
+        self._high_water, self._low_water = water_marks(high, low)
         self._maybe_pause_protocol()
 
     def _maybe_pause_protocol(self) -> None:
