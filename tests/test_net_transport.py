@@ -635,7 +635,7 @@ def test_transport_owns_its_fd_until_closed(loop, run, socketpair):
 
     async def main():
         await waiter
-        assert loop._transports[a.fileno()] is transport
+        assert loop._fdtable.owner(a.fileno()) is transport
         with pytest.raises(RuntimeError, match="is used by transport"):
             loop.add_reader(a.fileno(), lambda: None)
         with pytest.raises(RuntimeError, match="is used by transport"):
@@ -643,7 +643,7 @@ def test_transport_owns_its_fd_until_closed(loop, run, socketpair):
         fd = a.fileno()
         transport.close()
         await proto.lost
-        assert fd not in loop._transports
+        assert loop._fdtable.owner(fd) is None
 
     run(main())
 

@@ -216,11 +216,11 @@ class DatagramMixin(asyncio.AbstractEventLoop):
             pass
         fut = self.create_future()
         fd = sock.fileno()
-        self._add_writer(fd, _set_result_unless_done, fut)  # type: ignore[attr-defined]
+        self._fdtable.add_writer(fd, _set_result_unless_done, fut)  # type: ignore[attr-defined]
         try:
             await fut
         finally:
-            self._remove_writer(fd)  # type: ignore[attr-defined]
+            self._fdtable.remove_writer(fd)  # type: ignore[attr-defined]
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, f"Connect call failed {address}: {os.strerror(err)}")

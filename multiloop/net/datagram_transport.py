@@ -66,9 +66,7 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
     ) -> None:
         super().__init__(extra)
         fd = sock.fileno()
-        owner = loop._transports.get(fd)
-        if owner is not None and not owner.is_closing():
-            raise RuntimeError(f"File descriptor {fd} is used by transport {owner!r}")
+        loop._fdtable.check_unowned(fd)
         self._loop = loop
         self._sock: socket.socket | None = sock
         self._sock_fd = fd
@@ -94,7 +92,7 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
         self._protocol_paused = False
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        loop._transports[fd] = self
+        loop._fdtable.claim(fd, self)
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(self._start_reading)
         if waiter is not None:
@@ -124,18 +122,18 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
         if not self.is_reading():
             return
         self._paused = True
-        self._loop._remove_reader(self._sock_fd)
+        self._loop._fdtable.remove_reader(self._sock_fd)
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop._add_reader(self._sock_fd, self._read_ready)
+        self._loop._fdtable.add_reader(self._sock_fd, self._read_ready)
 
     # ----------------------------------------------------------------------------------- reading
     def _start_reading(self) -> None:
         if self.is_reading():
-            self._loop._add_reader(self._sock_fd, self._read_ready)
+            self._loop._fdtable.add_reader(self._sock_fd, self._read_ready)
 
     def _read_ready(self) -> None:
         buf = self._recv_buf
@@ -181,7 +179,7 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
                     self._sock.sendto(data, addr)  # type: ignore[union-attr]
                 return
             except (BlockingIOError, InterruptedError):
-                self._loop._add_writer(self._sock_fd, self._sendto_ready)
+                self._loop._fdtable.add_writer(self._sock_fd, self._sendto_ready)
             except OSError as exc:
                 self._protocol.error_received(exc)
                 return
@@ -223,7 +221,7 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
             self._buffer_size -= len(data) + _HEADER_BYTES
         self._maybe_resume_protocol()  # may append to the buffer
         if not buffer:
-            self._loop._remove_writer(self._sock_fd)
+            self._loop._fdtable.remove_writer(self._sock_fd)
             if self._closing and not self._conn_lost:
                 self._conn_lost += 1
                 self._call_connection_lost(None)
@@ -270,10 +268,10 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
         if self._closing:
             return
         self._closing = True
-        self._loop._remove_reader(self._sock_fd)
+        self._loop._fdtable.remove_reader(self._sock_fd)
         if not self._buffer:
             self._conn_lost += 1
-            self._loop._remove_writer(self._sock_fd)
+            self._loop._fdtable.remove_writer(self._sock_fd)
             self._loop.call_soon(self._call_connection_lost, None)
 
     def abort(self) -> None:
@@ -292,10 +290,10 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
         if self._buffer:
             self._buffer.clear()
             self._buffer_size = 0
-            self._loop._remove_writer(self._sock_fd)
+            self._loop._fdtable.remove_writer(self._sock_fd)
         if not self._closing:
             self._closing = True
-            self._loop._remove_reader(self._sock_fd)
+            self._loop._fdtable.remove_reader(self._sock_fd)
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
@@ -305,8 +303,7 @@ class DatagramSocketTransport(asyncio.DatagramTransport, asyncio.Transport):
         finally:
             sock, self._sock = self._sock, None
             if sock is not None:
-                if self._loop._transports.get(self._sock_fd) is self:
-                    del self._loop._transports[self._sock_fd]
+                self._loop._fdtable.release(self._sock_fd, self)
                 sock.close()
             self._protocol = None
             self._recv_buf = None

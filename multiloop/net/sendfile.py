@@ -363,13 +363,13 @@ class SendfileMixin(asyncio.AbstractEventLoop):
             session.track(fut)
             if fut.done():
                 fut.result()  # the connection was already lost: raise its error
-        handle = self._add_writer(fd, _set_result_unless_done, fut)  # type: ignore[attr-defined]
+        handle = self._fdtable.add_writer(fd, _set_result_unless_done, fut)  # type: ignore[attr-defined]
 
         def unregister() -> None:
             # Only while our handle is the registered one: once cancelled, it was removed or replaced,
             # and the fd may even belong to another socket by now.
             if not handle.cancelled():
-                self._remove_writer(fd)  # type: ignore[attr-defined]
+                self._fdtable.remove_writer(fd)  # type: ignore[attr-defined]
 
         if session is not None:
             # The transport closes the socket right after connection_lost; unregister before that.

@@ -52,7 +52,7 @@ class _Listener:
 
     def start(self) -> None:
         self.retry = None
-        self.server._loop._add_reader(self.fd, self.on_readable)
+        self.server._loop._fdtable.add_reader(self.fd, self.on_readable)
 
     def stop(self) -> None:
         if self.retry is not None:
@@ -60,7 +60,7 @@ class _Listener:
             self.retry = None
         loop = self.server._loop
         if not loop.is_closed():
-            loop._remove_reader(self.fd)
+            loop._fdtable.remove_reader(self.fd)
 
     def on_readable(self) -> None:
         server = self.server
@@ -84,7 +84,7 @@ class _Listener:
             except OSError:  # reset before we could use it
                 conn.close()
                 continue
-            if loop._debug:
+            if loop.get_debug():
                 logger.debug("%r got a new connection from %r: %r", server, addr, conn)
             server._connection_accepted(conn, addr)
             if not server._serving:
@@ -96,7 +96,7 @@ class _Listener:
             "message": "socket.accept() out of system resource",
             "exception": exc, "socket": wrap_socket(self.sock)})
         # Level-triggered backends would report the queued connection again at once: stop watching.
-        loop._remove_reader(self.fd)
+        loop._fdtable.remove_reader(self.fd)
         self.retry = loop.call_later(ACCEPT_RETRY_DELAY, self.start)
 
     def close(self) -> None:

@@ -33,15 +33,13 @@ class SockOpsMixin(asyncio.AbstractEventLoop):
 
     def _wait_fd(self, fut: asyncio.Future[Any], fd: int, writing: bool, callback: Any, *args: Any) -> None:
         """Run ``callback(fut, *args)`` each time ``fd`` is ready until ``fut`` is done; unregister after."""
-        owner = self._transports.get(fd)  # type: ignore[attr-defined]
-        if owner is not None and not owner.is_closing():
-            raise RuntimeError(f"File descriptor {fd} is used by transport {owner!r}")
+        self._fdtable.check_unowned(fd)
         if writing:
-            handle = self._add_writer(fd, callback, fut, *args)  # type: ignore[attr-defined]
-            remove = self._remove_writer  # type: ignore[attr-defined]
+            handle = self._fdtable.add_writer(fd, callback, fut, *args)  # type: ignore[attr-defined]
+            remove = self._fdtable.remove_writer  # type: ignore[attr-defined]
         else:
-            handle = self._add_reader(fd, callback, fut, *args)  # type: ignore[attr-defined]
-            remove = self._remove_reader  # type: ignore[attr-defined]
+            handle = self._fdtable.add_reader(fd, callback, fut, *args)  # type: ignore[attr-defined]
+            remove = self._fdtable.remove_reader  # type: ignore[attr-defined]
 
         def done(_: asyncio.Future[Any]) -> None:
             if not handle.cancelled():  # cancelled: someone else took the slot, leave theirs alone

@@ -55,14 +55,12 @@ class StreamsMixin(UnixStreamsMixin):
                                server: Any = None) -> SocketTransport:
         """A stream transport over ``sock``: connection_made, then reading, then ``waiter`` resolved (all soon)."""
         fd = sock.fileno()
-        owner = self._transports.get(fd)  # type: ignore[attr-defined]
-        if owner is not None and not owner.is_closing():
-            raise RuntimeError(f"File descriptor {fd} is used by transport {owner!r}")
+        self._fdtable.check_unowned(fd)
         return SocketTransport(self, sock, protocol, waiter, extra, server)
 
     def _stop_serving(self, sock: socket.socket) -> None:
         """Stop watching ``sock`` and close it (stock asyncio's name; CPython's tests call it)."""
-        self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
+        self._fdtable.remove_reader(sock.fileno())  # type: ignore[attr-defined]
         sock.close()
 
     async def _create_connection_transport(self, sock: socket.socket, protocol_factory: Callable[[], Any],

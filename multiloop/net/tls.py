@@ -75,7 +75,7 @@ class TlsMixin(asyncio.AbstractEventLoop):
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        # The plain transport owns the socket (and registers it in loop._transports); its
+        # The plain transport owns the socket (and claims its fd in loop._fdtable); its
         # connection_made starts the handshake.
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)  # type: ignore[attr-defined]
         return adapter.app_transport(ssl_protocol)

@@ -78,10 +78,7 @@ def shared_read_view(loop: Any) -> memoryview:
     Sharing is safe because a transport copies what it read out of the buffer before calling the protocol,
     and a loop runs callbacks one at a time in one thread (never share it across loops: ``recv_into``
     releases the GIL). It saves a 256 KiB allocation per connection, which glibc would mmap."""
-    view = loop.__dict__.get("_multiloop_read_view")
-    if view is None:
-        view = loop._multiloop_read_view = memoryview(bytearray(READ_BUFFER_SIZE))
-    return view  # type: ignore[no-any-return]
+    return loop._read_buffer  # type: ignore[no-any-return]
 
 
 class SocketTransport(asyncio.Transport):
@@ -131,7 +128,7 @@ class SocketTransport(asyncio.Transport):
         set_nodelay(sock)
         if server is not None:
             server._attach(self)
-        loop._transports[self._sock_fd] = self
+        loop._fdtable.claim(self._sock_fd, self)
         loop.call_soon(self._start, waiter)
 
     def _start(self, waiter: asyncio.Future[Any] | None) -> None:
@@ -146,7 +143,7 @@ class SocketTransport(asyncio.Transport):
                 "message": f"Exception in callback {self._protocol!r}.connection_made()",
                 "exception": exc, "transport": self, "protocol": self._protocol})
         if not self._closing and not self._paused and self._sock is not None:
-            self._loop._add_reader(self._sock_fd, self._read_ready)
+            self._loop._fdtable.add_reader(self._sock_fd, self._read_ready)
             self._reader_on = True
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -184,7 +181,7 @@ class SocketTransport(asyncio.Transport):
         self._paused = True
         if self._reader_on:
             self._reader_on = False
-            self._loop._remove_reader(self._sock_fd)
+            self._loop._fdtable.remove_reader(self._sock_fd)
         if self._loop.get_debug():
             logger.debug("%r pauses reading", self)
 
@@ -194,7 +191,7 @@ class SocketTransport(asyncio.Transport):
         self._paused = False
         if self._read_eof:
             return  # watching a socket at EOF would report it again, and eof_received() would run twice
-        self._loop._add_reader(self._sock_fd, self._read_ready)
+        self._loop._fdtable.add_reader(self._sock_fd, self._read_ready)
         self._reader_on = True
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
@@ -270,7 +267,7 @@ class SocketTransport(asyncio.Transport):
             # Half-closed: the protocol may still write, but there is nothing more to read.
             if self._reader_on:
                 self._reader_on = False
-                self._loop._remove_reader(self._sock_fd)
+                self._loop._fdtable.remove_reader(self._sock_fd)
         else:
             self.close()
 
@@ -303,7 +300,7 @@ class SocketTransport(asyncio.Transport):
                 return
             if n:
                 data = memoryview(data)[n:] if type(data) is bytes else bytes(memoryview(data)[n:])
-            self._loop._add_writer(self._sock_fd, self._write_ready)
+            self._loop._fdtable.add_writer(self._sock_fd, self._write_ready)
             self._writer_on = True
         self._append(data)
         self._maybe_pause_protocol()
@@ -353,7 +350,7 @@ class SocketTransport(asyncio.Transport):
                 chunk, n = memoryview(chunk)[n:], 0
             self._append(chunk)
         if self._buffer:
-            self._loop._add_writer(self._sock_fd, self._write_ready)
+            self._loop._fdtable.add_writer(self._sock_fd, self._write_ready)
             self._writer_on = True
             self._maybe_pause_protocol()
 
@@ -401,7 +398,7 @@ class SocketTransport(asyncio.Transport):
         if not self._buffer:
             if self._writer_on:
                 self._writer_on = False
-                self._loop._remove_writer(self._sock_fd)
+                self._loop._fdtable.remove_writer(self._sock_fd)
             if self._empty_waiter is not None and not self._empty_waiter.done():
                 self._empty_waiter.set_result(None)
             if self._closing:
@@ -414,7 +411,7 @@ class SocketTransport(asyncio.Transport):
         self._bufsize = 0
         if self._writer_on:
             self._writer_on = False
-            self._loop._remove_writer(self._sock_fd)
+            self._loop._fdtable.remove_writer(self._sock_fd)
 
     def _shutdown_write(self) -> None:
         try:
@@ -489,7 +486,7 @@ class SocketTransport(asyncio.Transport):
         self._closing = True
         if self._reader_on:
             self._reader_on = False
-            self._loop._remove_reader(self._sock_fd)
+            self._loop._fdtable.remove_reader(self._sock_fd)
         if not self._buffer:
             self._conn_lost += 1
             self._loop.call_soon(self._call_connection_lost, None)
@@ -516,7 +513,7 @@ class SocketTransport(asyncio.Transport):
             self._closing = True
             if self._reader_on:
                 self._reader_on = False
-                self._loop._remove_reader(self._sock_fd)
+                self._loop._fdtable.remove_reader(self._sock_fd)
         self._conn_lost += 1
         self._loop.call_soon(self._call_connection_lost, exc)
 
@@ -529,9 +526,8 @@ class SocketTransport(asyncio.Transport):
             loop = self._loop
             if self._writer_on:
                 self._writer_on = False
-                loop._remove_writer(self._sock_fd)
-            if loop._transports.get(self._sock_fd) is self:
-                del loop._transports[self._sock_fd]
+                loop._fdtable.remove_writer(self._sock_fd)
+            loop._fdtable.release(self._sock_fd, self)
             self._sock.close()
             self._sock = None
             self._protocol = None

@@ -103,7 +103,7 @@ class ChildWatch:
                 self.kind = "thread"  # EMFILE and the like: this child gets a thread instead
             else:
                 try:
-                    loop._add_reader(self._pidfd, self._pidfd_ready)
+                    loop._fdtable.add_reader(self._pidfd, self._pidfd_ready)
                 except BaseException:
                     os.close(self._pidfd)
                     raise
@@ -146,7 +146,7 @@ class ChildWatch:
     def _close_pidfd(self) -> None:
         if self._pidfd >= 0:
             if self._loop is not None:
-                self._loop._remove_reader(self._pidfd)
+                self._loop._fdtable.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
 

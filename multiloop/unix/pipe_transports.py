@@ -47,8 +47,7 @@ def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
 
 
 def _unregister(loop: Any, fd: int, transport: Any) -> None:
-    if loop._transports.get(fd) is transport:
-        del loop._transports[fd]
+    loop._fdtable.release(fd, transport)
 
 
 def _drop_if_loop_closed(transport: Any) -> bool:
@@ -87,7 +86,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
             raise ValueError("Pipe transport is for pipes/sockets only (multiloop also reads character devices "
                              f"and regular files; fd {self._fileno} is none of these)")
         os.set_blocking(self._fileno, False)
-        loop._transports[self._fileno] = self
+        loop._fdtable.claim(self._fileno, self)
         loop.call_soon(protocol.connection_made, self)
         # Start reading only after connection_made() has run.
         loop.call_soon(self._start_reading)
@@ -96,7 +95,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
 
     def _start_reading(self) -> None:
         if self.is_reading():
-            self._loop._add_reader(self._fileno, self._read_ready)
+            self._loop._fdtable.add_reader(self._fileno, self._read_ready)
 
     def __repr__(self) -> str:
         state = "closed" if self._pipe is None else ("closing" if self._closing else
@@ -117,7 +116,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
         if self._loop.get_debug():
             logger.info("%r was closed by peer", self)
         self._closing = True
-        self._loop._remove_reader(self._fileno)
+        self._loop._fdtable.remove_reader(self._fileno)
         self._loop.call_soon(self._protocol.eof_received)
         self._loop.call_soon(self._call_connection_lost, None)
 
@@ -128,13 +127,13 @@ class ReadPipeTransport(asyncio.ReadTransport):
         if not self.is_reading():
             return
         self._paused = True
-        self._loop._remove_reader(self._fileno)
+        self._loop._fdtable.remove_reader(self._fileno)
 
     def resume_reading(self) -> None:
         if self._closing or not self._paused:
             return
         self._paused = False
-        self._loop._add_reader(self._fileno, self._read_ready)
+        self._loop._fdtable.add_reader(self._fileno, self._read_ready)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
@@ -167,7 +166,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
         self._closing = True
         if _drop_if_loop_closed(self):
             return
-        self._loop._remove_reader(self._fileno)
+        self._loop._fdtable.remove_reader(self._fileno)
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
@@ -206,7 +205,7 @@ class WritePipeTransport(asyncio.WriteTransport):
             self._protocol = None
             raise ValueError("Pipe transport is only for pipes, sockets and character devices")
         os.set_blocking(self._fileno, False)
-        loop._transports[self._fileno] = self
+        loop._fdtable.claim(self._fileno, self)
         loop.call_soon(protocol.connection_made, self)
         if is_fifo or is_socket:
             # Readable means the other end has gone (see the module docstring). Only after connection_made().
@@ -216,7 +215,7 @@ class WritePipeTransport(asyncio.WriteTransport):
 
     def _watch_peer(self) -> None:
         if not self._closing:
-            self._loop._add_reader(self._fileno, self._read_ready)
+            self._loop._fdtable.add_reader(self._fileno, self._read_ready)
 
     def __repr__(self) -> str:
         state = "closed" if self._pipe is None else ("closing" if self._closing else "open")
@@ -298,7 +297,7 @@ class WritePipeTransport(asyncio.WriteTransport):
                 return
             if n > 0:
                 data = memoryview(data)[n:]
-            self._loop._add_writer(self._fileno, self._write_ready)
+            self._loop._fdtable.add_writer(self._fileno, self._write_ready)
         self._buffer += data
         self._maybe_pause_protocol()
 
@@ -312,15 +311,15 @@ class WritePipeTransport(asyncio.WriteTransport):
         except BaseException as exc:
             self._buffer.clear()
             self._conn_lost += 1
-            self._loop._remove_writer(self._fileno)
+            self._loop._fdtable.remove_writer(self._fileno)
             self._fatal_error(exc, "Fatal write error on pipe transport")
             return
         if n == len(self._buffer):
             self._buffer.clear()
-            self._loop._remove_writer(self._fileno)
+            self._loop._fdtable.remove_writer(self._fileno)
             self._maybe_resume_protocol()  # may write again
             if self._closing and not self._buffer:
-                self._loop._remove_reader(self._fileno)
+                self._loop._fdtable.remove_reader(self._fileno)
                 self._call_connection_lost(None)
         elif n > 0:
             del self._buffer[:n]
@@ -338,7 +337,7 @@ class WritePipeTransport(asyncio.WriteTransport):
         if _drop_if_loop_closed(self):
             return
         if not self._buffer:
-            self._loop._remove_reader(self._fileno)
+            self._loop._fdtable.remove_reader(self._fileno)
             self._loop.call_soon(self._call_connection_lost, None)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
@@ -378,9 +377,9 @@ class WritePipeTransport(asyncio.WriteTransport):
         if _drop_if_loop_closed(self):
             return
         if self._buffer:
-            self._loop._remove_writer(self._fileno)
+            self._loop._fdtable.remove_writer(self._fileno)
         self._buffer.clear()
-        self._loop._remove_reader(self._fileno)
+        self._loop._fdtable.remove_reader(self._fileno)
         self._loop.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:

@@ -131,7 +131,7 @@ class SignalsMixin(asyncio.AbstractEventLoop):
             os.set_blocking(rfd, False)
             os.set_blocking(wfd, False)
             self._signal_rfd, self._signal_wfd = rfd, wfd
-            self._add_reader(rfd, self._read_signals)
+            self._fdtable.add_reader(rfd, self._read_signals)
         if self._signal_wakeup_installed:
             return
         try:
