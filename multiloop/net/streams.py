@@ -1,5 +1,6 @@
 """Stream connections and servers over TCP: create_connection, create_server, connect_accepted_socket, and
-the ``_make_socket_transport`` seam (Unix sockets are in :mod:`.unix_streams`).
+the stream transport seams of :mod:`multiloop.seams` (``_make_socket_transport``,
+``_create_connection_transport``, which Unix sockets in :mod:`.unix_streams` use too).
 
 Argument checking follows stock asyncio (CPython 3.13) exactly, because user code and CPython's tests rely on
 which error each mistake gives; 3.13-only arguments (``keep_alive``) are accepted on every Python. TLS is
@@ -20,10 +21,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..seams import ConnectionTracker, Loop
 from . import connect
 from .server import Server
 from .transport import SocketTransport
-from .unix_streams import UnixStreamsMixin, check_not_ssl_socket
+from .unix_streams import check_not_ssl_socket
 
 logger = logging.getLogger("asyncio")
 
@@ -47,32 +49,32 @@ def _check_ssl_args(ssl: Any, ssl_handshake_timeout: Any, ssl_shutdown_timeout: 
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
-class StreamsMixin(UnixStreamsMixin):
+class StreamsMixin(Loop):
     """TCP create_connection / create_server / connect_accepted_socket."""
 
     def _make_socket_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
                                waiter: asyncio.Future[Any] | None = None, *, extra: dict[str, Any] | None = None,
-                               server: Any = None) -> SocketTransport:
-        """A stream transport over ``sock``: connection_made, then reading, then ``waiter`` resolved (all soon)."""
-        fd = sock.fileno()
-        self._fdtable.check_unowned(fd)
+                               server: ConnectionTracker | None = None) -> SocketTransport:
+        """A stream transport over ``sock``: connection_made, then reading, then ``waiter`` resolved (all soon).
+        RuntimeError if a live transport owns the socket's fd."""
         return SocketTransport(self, sock, protocol, waiter, extra, server)
 
     def _stop_serving(self, sock: socket.socket) -> None:
         """Stop watching ``sock`` and close it (stock asyncio's name; CPython's tests call it)."""
-        self._fdtable.remove_reader(sock.fileno())  # type: ignore[attr-defined]
+        self._fdtable.remove_reader(sock.fileno())
         sock.close()
 
-    async def _create_connection_transport(self, sock: socket.socket, protocol_factory: Callable[[], Any],
-                                           ssl: Any, server_hostname: Any, server_side: bool = False,
-                                           ssl_handshake_timeout: float | None = None,
-                                           ssl_shutdown_timeout: float | None = None) -> tuple[Any, Any]:
+    async def _create_connection_transport(
+            self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol], ssl: Any,
+            server_hostname: str | None, server_side: bool = False, ssl_handshake_timeout: float | None = None,
+            ssl_shutdown_timeout: float | None = None) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         sock.setblocking(False)
         protocol = protocol_factory()
         waiter = self.create_future()
+        transport: asyncio.Transport
         if ssl:
             sslcontext = None if isinstance(ssl, bool) else ssl
-            transport = self._wrap_tls(  # type: ignore[attr-defined]
+            transport = self._wrap_tls(
                 sock, protocol, sslcontext, waiter=waiter, server_side=server_side,
                 server_hostname=server_hostname, extra=None, server=None,
                 ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
@@ -164,7 +166,9 @@ class StreamsMixin(UnixStreamsMixin):
             ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     # ------------------------------------------------------------------------------------- serving
-    async def create_server(self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, *,
+    # typeshed types the result as asyncio.base_events.Server, stock's concrete class; ours is an AbstractServer.
+    async def create_server(  # type: ignore[override]
+            self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, *,
                             family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
                             sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
                             reuse_address: bool | None = None, reuse_port: bool | None = None,
@@ -264,5 +268,5 @@ class StreamsMixin(UnixStreamsMixin):
         return sockets
 
 
-def _attempt(loop: Any, errors: list[OSError], info: Any, local_infos: Any) -> Callable[[], Any]:
+def _attempt(loop: Loop, errors: list[OSError], info: Any, local_infos: Any) -> Callable[[], Any]:
     return lambda: connect.connect_one(loop, errors, info, local_infos)

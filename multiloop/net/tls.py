@@ -28,6 +28,7 @@ import socket
 import ssl
 from typing import Any
 
+from ..seams import ConnectionTracker, Loop
 from . import _sslproto_adapter as adapter
 
 
@@ -42,7 +43,7 @@ def _can_start_tls(transport: Any) -> bool:
     return bool(getattr(transport, "_start_tls_compatible", False))
 
 
-class TlsMixin(asyncio.AbstractEventLoop):
+class TlsMixin(Loop):
     """``start_tls`` and the ``_wrap_tls`` seam."""
 
     def _wrap_tls(
@@ -55,7 +56,7 @@ class TlsMixin(asyncio.AbstractEventLoop):
         server_side: bool = False,
         server_hostname: str | None = None,
         extra: dict[str, Any] | None = None,
-        server: Any = None,
+        server: ConnectionTracker | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> asyncio.Transport:
@@ -75,9 +76,8 @@ class TlsMixin(asyncio.AbstractEventLoop):
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        # The plain transport owns the socket (and claims its fd in loop._fdtable); its
-        # connection_made starts the handshake.
-        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)  # type: ignore[attr-defined]
+        # The plain transport owns the socket (and its fd); its connection_made starts the handshake.
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return adapter.app_transport(ssl_protocol)
 
     async def start_tls(

@@ -25,6 +25,7 @@ try:
 except ImportError:  # pragma: no cover
     _ssl = None  # type: ignore[assignment]
 
+from ..seams import Loop
 from .server import Server
 
 logger = logging.getLogger("asyncio")
@@ -43,7 +44,7 @@ def _is_unix_stream(sock: socket.socket) -> bool:
     return sock.family == socket.AF_UNIX and sock.type == socket.SOCK_STREAM
 
 
-class UnixStreamsMixin(asyncio.AbstractEventLoop):
+class UnixStreamsMixin(Loop):
     """create_unix_connection / create_unix_server."""
 
     async def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None, *,
@@ -79,11 +80,13 @@ class UnixStreamsMixin(asyncio.AbstractEventLoop):
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
             check_not_ssl_socket(sock)
             sock.setblocking(False)
-        return await self._create_connection_transport(  # type: ignore[attr-defined,no-any-return]
+        return await self._create_connection_transport(
             sock, protocol_factory, ssl, server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
 
-    async def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None, *,
+    # typeshed types the result as asyncio.base_events.Server, stock's concrete class; ours is an AbstractServer.
+    async def create_unix_server(  # type: ignore[override]
+            self, protocol_factory: Callable[[], Any], path: Any = None, *,
                                  sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
                                  ssl_handshake_timeout: float | None = None,
                                  ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
@@ -116,10 +119,7 @@ class UnixStreamsMixin(asyncio.AbstractEventLoop):
                     pass
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                        ssl_shutdown_timeout)
-        if unix_path is not None:
-            listener = server._listeners[0]  # type: ignore[index]
-            listener.unix_path, listener.unix_ino = unix_path, ino
+                        ssl_shutdown_timeout, unlink_on_close=None if unix_path is None else (unix_path, ino))
         if start_serving:
             server._start_serving()
             await asyncio.sleep(0)
