@@ -31,6 +31,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..seams import Loop
 from .datagram_transport import DatagramSocketTransport
 
 logger = logging.getLogger("asyncio")
@@ -73,8 +74,15 @@ def _remove_stale_unix_socket(path: str) -> None:
         logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
 
 
-class DatagramMixin(asyncio.AbstractEventLoop):
+class DatagramMixin(Loop):
     """``create_datagram_endpoint``."""
+
+    def _make_datagram_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol, address: Any = None,
+                                 waiter: asyncio.Future[Any] | None = None,
+                                 extra: dict[str, Any] | None = None) -> DatagramSocketTransport:
+        """Stock asyncio's factory name: a datagram transport over ``sock`` (RuntimeError if a live transport
+        owns its fd); ``address``, the only destination allowed."""
+        return DatagramSocketTransport(self, sock, protocol, address, waiter, extra)
 
     async def create_datagram_endpoint(  # type: ignore[override]
         self,
@@ -90,7 +98,7 @@ class DatagramMixin(asyncio.AbstractEventLoop):
         sock: socket.socket | None = None,
     ) -> tuple[asyncio.DatagramTransport, asyncio.BaseProtocol]:
         """Create a datagram endpoint; return ``(transport, protocol)`` once connection_made has run."""
-        self._check_closed()  # type: ignore[attr-defined]
+        self._check_closed()
         r_addr = None
         own_sock = sock is None
         if sock is not None:
@@ -133,10 +141,10 @@ class DatagramMixin(asyncio.AbstractEventLoop):
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
-            transport = DatagramSocketTransport(self, sock, protocol, r_addr, waiter)  # type: ignore[arg-type]
+            transport = self._make_datagram_transport(sock, protocol, r_addr, waiter)
         except BaseException:
             if own_sock:
-                sock.close()  # type: ignore[union-attr]
+                sock.close()
             raise
         try:
             await waiter
@@ -216,11 +224,11 @@ class DatagramMixin(asyncio.AbstractEventLoop):
             pass
         fut = self.create_future()
         fd = sock.fileno()
-        self._fdtable.add_writer(fd, _set_result_unless_done, fut)  # type: ignore[attr-defined]
+        self._fdtable.add_writer(fd, _set_result_unless_done, fut)
         try:
             await fut
         finally:
-            self._fdtable.remove_writer(fd)  # type: ignore[attr-defined]
+            self._fdtable.remove_writer(fd)
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, f"Connect call failed {address}: {os.strerror(err)}")
