@@ -2,9 +2,12 @@
 
 Facts and design:
 - Most calls succeed at once (data already queued, send buffer not full), so each method tries the syscall
-  first and registers a reader/writer only on EAGAIN: no registration, no future in the common case.
+  first and registers a reader/writer only on EAGAIN: no registration, no future in the common case. That
+  shape is :meth:`SockOpsMixin._sock_call`; the methods differ only in which socket method they name and
+  which direction they wait for.
 - On a blocking socket the "try first" call would block the whole loop, so they are refused with a
-  ValueError always (stock asyncio checks only in debug mode).
+  ValueError always (stock asyncio checks only in debug mode). A TLS socket is refused too: its send/recv do
+  TLS in the kernel's place, and readiness of the fd says nothing about them.
 - One fd has one reader and one writer slot. When the operation finishes or its task is cancelled, the
   registration is removed, unless another operation replaced it meanwhile (its handle was cancelled then).
 - A non-blocking ``connect`` reports completion by writability; the outcome is in SO_ERROR.
@@ -14,15 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+from collections.abc import Callable
 from typing import Any
 
+from ..seams import Loop
 from .connect import resolve
-from .unix_streams import check_not_ssl_socket
 
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 
 
-class SockOpsMixin(asyncio.AbstractEventLoop):
+def check_not_ssl_socket(sock: Any) -> None:
+    """TypeError for an ``ssl.SSLSocket``: the loop must own the TLS layer (stock asyncio's check)."""
+    if isinstance(sock, ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+class SockOpsMixin(Loop):
     """sock_recv, sock_recv_into, sock_recvfrom, sock_recvfrom_into, sock_sendall, sock_sendto, sock_connect,
     sock_accept."""
 
@@ -31,15 +42,17 @@ class SockOpsMixin(asyncio.AbstractEventLoop):
         if sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
-    def _wait_fd(self, fut: asyncio.Future[Any], fd: int, writing: bool, callback: Any, *args: Any) -> None:
+    def _wait_fd(self, fut: asyncio.Future[Any], fd: int, writing: bool, callback: Callable[..., object],
+                 *args: Any) -> None:
         """Run ``callback(fut, *args)`` each time ``fd`` is ready until ``fut`` is done; unregister after."""
-        self._fdtable.check_unowned(fd)
+        fdtable = self._fdtable
+        fdtable.check_unowned(fd)
         if writing:
-            handle = self._fdtable.add_writer(fd, callback, fut, *args)  # type: ignore[attr-defined]
-            remove = self._fdtable.remove_writer  # type: ignore[attr-defined]
+            handle = fdtable.add_writer(fd, callback, fut, *args)
+            remove = fdtable.remove_writer
         else:
-            handle = self._fdtable.add_reader(fd, callback, fut, *args)  # type: ignore[attr-defined]
-            remove = self._fdtable.remove_reader  # type: ignore[attr-defined]
+            handle = fdtable.add_reader(fd, callback, fut, *args)
+            remove = fdtable.remove_reader
 
         def done(_: asyncio.Future[Any]) -> None:
             if not handle.cancelled():  # cancelled: someone else took the slot, leave theirs alone
@@ -47,48 +60,30 @@ class SockOpsMixin(asyncio.AbstractEventLoop):
 
         fut.add_done_callback(done)
 
+    async def _sock_call(self, sock: socket.socket, writing: bool, method: str, *args: Any) -> Any:
+        """``sock.<method>(*args)`` now if the kernel is ready, else once it is (waiting for writability if
+        ``writing``, else readability)."""
+        self._check_sock(sock)
+        try:
+            return getattr(sock, method)(*args)
+        except _TRY_AGAIN:
+            pass
+        fut = self.create_future()
+        self._wait_fd(fut, sock.fileno(), writing, _retry, sock, method, args)
+        return await fut
+
     # -------------------------------------------------------------------------------------- receiving
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
-        self._check_sock(sock)
-        try:
-            return sock.recv(n)
-        except _TRY_AGAIN:
-            pass
-        fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), False, _retry, sock, "recv", (n,))
-        return await fut  # type: ignore[no-any-return]
+        return await self._sock_call(sock, False, "recv", n)
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
-        self._check_sock(sock)
-        try:
-            return sock.recv_into(buf)
-        except _TRY_AGAIN:
-            pass
-        fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), False, _retry, sock, "recv_into", (buf,))
-        return await fut  # type: ignore[no-any-return]
+        return await self._sock_call(sock, False, "recv_into", buf)
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
-        self._check_sock(sock)
-        try:
-            return sock.recvfrom(bufsize)
-        except _TRY_AGAIN:
-            pass
-        fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), False, _retry, sock, "recvfrom", (bufsize,))
-        return await fut  # type: ignore[no-any-return]
+        return await self._sock_call(sock, False, "recvfrom", bufsize)
 
     async def sock_recvfrom_into(self, sock: socket.socket, buf: Any, nbytes: int = 0) -> tuple[int, Any]:
-        self._check_sock(sock)
-        if not nbytes:
-            nbytes = len(buf)
-        try:
-            return sock.recvfrom_into(buf, nbytes)
-        except _TRY_AGAIN:
-            pass
-        fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), False, _retry, sock, "recvfrom_into", (buf, nbytes))
-        return await fut  # type: ignore[no-any-return]
+        return await self._sock_call(sock, False, "recvfrom_into", buf, nbytes or len(buf))
 
     # ---------------------------------------------------------------------------------------- sending
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
@@ -105,14 +100,7 @@ class SockOpsMixin(asyncio.AbstractEventLoop):
         await fut
 
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
-        self._check_sock(sock)
-        try:
-            return sock.sendto(data, address)
-        except _TRY_AGAIN:
-            pass
-        fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), True, _retry, sock, "sendto", (data, address))
-        return await fut  # type: ignore[no-any-return]
+        return await self._sock_call(sock, True, "sendto", data, address)
 
     # ------------------------------------------------------------------------------ connect / accept
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
@@ -133,19 +121,12 @@ class SockOpsMixin(asyncio.AbstractEventLoop):
         try:
             await fut
         finally:
-            fut = None  # type: ignore[assignment]  # an exception would keep the future -> traceback cycle
+            del fut  # an exception would keep the future -> traceback cycle
 
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
-        self._check_sock(sock)
-        try:
-            conn, address = sock.accept()
-            conn.setblocking(False)
-            return conn, address
-        except _TRY_AGAIN:
-            pass
-        fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), False, _accept_ready, sock)
-        return await fut  # type: ignore[no-any-return]
+        conn, address = await self._sock_call(sock, False, "accept")
+        conn.setblocking(False)
+        return conn, address
 
 
 def _retry(fut: asyncio.Future[Any], sock: Any, method: str, args: tuple[Any, ...]) -> None:
@@ -198,19 +179,3 @@ def _connect_done(fut: asyncio.Future[None], sock: socket.socket, address: Any) 
         fut.set_exception(exc)
     else:
         fut.set_result(None)
-
-
-def _accept_ready(fut: asyncio.Future[Any], sock: socket.socket) -> None:
-    if fut.done():
-        return
-    try:
-        conn, address = sock.accept()
-        conn.setblocking(False)
-    except _TRY_AGAIN:
-        return
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result((conn, address))

@@ -24,8 +24,8 @@ from typing import Any
 from ..seams import ConnectionTracker, Loop
 from . import connect
 from .server import Server
+from .sockops import check_not_ssl_socket
 from .transport import SocketTransport
-from .unix_streams import check_not_ssl_socket
 
 logger = logging.getLogger("asyncio")
 

@@ -20,20 +20,11 @@ import stat
 from collections.abc import Callable
 from typing import Any
 
-try:
-    import ssl as _ssl
-except ImportError:  # pragma: no cover
-    _ssl = None  # type: ignore[assignment]
-
 from ..seams import Loop
 from .server import Server
+from .sockops import check_not_ssl_socket
 
 logger = logging.getLogger("asyncio")
-
-
-def check_not_ssl_socket(sock: Any) -> None:
-    if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
 
 
 def _is_abstract(path: Any) -> bool:
