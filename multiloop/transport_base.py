@@ -46,6 +46,17 @@ logger = logging.getLogger("asyncio")
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 
 
+async def wait_made(transport: asyncio.BaseTransport, waiter: asyncio.Future[Any]) -> None:
+    """Wait for a new transport's creation ``waiter`` (connection_made has run; for TLS, the handshake is
+    done); if that fails or the caller is cancelled, close the transport before raising (asyncio's rule for
+    every ``create_*``/``connect_*`` method)."""
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+
+
 class TransportBase(asyncio.BaseTransport):
     """The protocol, the closing state, and the "unclosed transport" warning at collection."""
 

@@ -26,28 +26,18 @@ import asyncio
 import logging
 import os
 import socket
-import stat
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from ..seams import Loop
+from ..transport_base import wait_made
 from .datagram_transport import DatagramSocketTransport
+from .socketargs import remove_stale_unix_socket, set_reuseport
 
 logger = logging.getLogger("asyncio")
 
 _HAS_AF_UNIX = hasattr(socket, "AF_UNIX")
-
-
-def _set_reuseport(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError(
-            "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
-        ) from None
 
 
 def _check_user_socket(sock: socket.socket) -> None:
@@ -61,17 +51,6 @@ def _check_user_socket(sock: socket.socket) -> None:
 def _set_result_unless_done(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_result(None)
-
-
-def _remove_stale_unix_socket(path: str) -> None:
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        # The directory may only allow creating the socket; let bind() report the real problem.
-        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
 
 
 class DatagramMixin(Loop):
@@ -103,15 +82,8 @@ class DatagramMixin(Loop):
         own_sock = sock is None
         if sock is not None:
             _check_user_socket(sock)
-            opts = dict(
-                local_addr=local_addr,
-                remote_addr=remote_addr,
-                family=family,
-                proto=proto,
-                flags=flags,
-                reuse_port=reuse_port,
-                allow_broadcast=allow_broadcast,
-            )
+            opts = {"local_addr": local_addr, "remote_addr": remote_addr, "family": family, "proto": proto,
+                    "flags": flags, "reuse_port": reuse_port, "allow_broadcast": allow_broadcast}
             problems = ", ".join(f"{k}={v}" for k, v in opts.items() if v)
             if problems:
                 raise ValueError(
@@ -146,11 +118,7 @@ class DatagramMixin(Loop):
             if own_sock:
                 sock.close()
             raise
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_made(transport, waiter)
         return transport, protocol
 
     async def _datagram_address_pairs(
@@ -165,8 +133,8 @@ class DatagramMixin(Loop):
             for addr in (local_addr, remote_addr):
                 if addr is not None and not isinstance(addr, str):
                     raise TypeError("string is expected")
-            if local_addr and local_addr[0] not in (0, "\x00"):
-                _remove_stale_unix_socket(local_addr)
+            if local_addr:
+                remove_stale_unix_socket(local_addr)
             return [((family, proto), (local_addr, remote_addr))]
 
         by_key: dict[tuple[int, int], list[Any]] = {}  # insertion order = resolution order
@@ -203,7 +171,7 @@ class DatagramMixin(Loop):
         sock = socket.socket(family=family, type=socket.SOCK_DGRAM, proto=proto)
         try:
             if reuse_port:
-                _set_reuseport(sock)
+                set_reuseport(sock)
             if allow_broadcast:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.setblocking(False)

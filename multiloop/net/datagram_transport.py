@@ -73,15 +73,20 @@ class DatagramSocketTransport(FdTransport, asyncio.DatagramTransport, asyncio.Tr
                 nbytes, addr = recvfrom_into(buf)
             except _TRY_AGAIN:
                 return
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, "Fatal read error on datagram transport")
+                self._io_error(exc, "Fatal read error on datagram transport")
                 return
             self._protocol.datagram_received(bytes(buf[:nbytes]), addr)
+
+    def _io_error(self, exc: BaseException, message: str) -> None:
+        """An OSError of a datagram socket is news for the protocol (``error_received``), not the end of the
+        endpoint; anything else is fatal."""
+        if isinstance(exc, OSError):
+            self._protocol.error_received(exc)
+        else:
+            self._fatal_error(exc, message)
 
     # ----------------------------------------------------------------------------------- writing
     def _send(self, data: Any, addr: Any) -> None:
@@ -108,13 +113,10 @@ class DatagramSocketTransport(FdTransport, asyncio.DatagramTransport, asyncio.Tr
                 return
             except _TRY_AGAIN:
                 self._start_writing()
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
-                self._fatal_error(exc, "Fatal write error on datagram transport")
+                self._io_error(exc, "Fatal write error on datagram transport")
                 return
         data = bytes(data)  # the caller may reuse its buffer once we return
         self._buffer.append((data, addr))

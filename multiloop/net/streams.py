@@ -22,31 +22,15 @@ from collections.abc import Callable
 from typing import Any
 
 from ..seams import ConnectionTracker, Loop
+from ..transport_base import wait_made
 from . import connect
 from .server import Server
-from .sockops import check_not_ssl_socket
+from .socketargs import check_not_ssl_socket, check_ssl_args, set_reuseport
 from .transport import SocketTransport
 
 logger = logging.getLogger("asyncio")
 
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
-
-
-def _set_reuseport(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError("reuse_port not supported by socket module, SO_REUSEPORT defined but not "
-                         "implemented.") from None
-
-
-def _check_ssl_args(ssl: Any, ssl_handshake_timeout: Any, ssl_shutdown_timeout: Any) -> None:
-    if ssl_handshake_timeout is not None and not ssl:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if ssl_shutdown_timeout is not None and not ssl:
-        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
 class StreamsMixin(Loop):
@@ -80,11 +64,7 @@ class StreamsMixin(Loop):
                 ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
         else:
             transport = self._make_socket_transport(sock, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_made(transport, waiter)
         return transport, protocol
 
     # ---------------------------------------------------------------------------------- connecting
@@ -102,7 +82,7 @@ class StreamsMixin(Loop):
             if not host:
                 raise ValueError("You must set server_hostname when using ssl without a host")
             server_hostname = host
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
             check_not_ssl_socket(sock)
         if happy_eyeballs_delay is not None and interleave is None:
@@ -159,7 +139,7 @@ class StreamsMixin(Loop):
                                       ssl_shutdown_timeout: float | None = None) -> tuple[Any, Any]:
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         check_not_ssl_socket(sock)
         return await self._create_connection_transport(
             sock, protocol_factory, ssl, "", server_side=True, ssl_handshake_timeout=ssl_handshake_timeout,
@@ -176,10 +156,7 @@ class StreamsMixin(Loop):
                             ssl_shutdown_timeout: float | None = None, start_serving: bool = True) -> Server:
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        if ssl_handshake_timeout is not None and ssl is None:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None and ssl is None:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
             check_not_ssl_socket(sock)
 
@@ -209,8 +186,7 @@ class StreamsMixin(Loop):
         server = Server(self, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout,
                         ssl_shutdown_timeout)
         if start_serving:
-            server._start_serving()
-            await asyncio.sleep(0)  # stock asyncio yields once so the listeners are registered
+            await server.start_serving()  # listens, then yields once as stock asyncio does
         if self.get_debug():
             logger.info("%r is serving", server)
         return server
@@ -239,7 +215,7 @@ class StreamsMixin(Loop):
                 if reuse_address:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
                 if reuse_port:
-                    _set_reuseport(sock)
+                    set_reuseport(sock)
                 if keep_alive:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
                 if _HAS_IPV6 and af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):

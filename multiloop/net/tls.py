@@ -67,15 +67,8 @@ class TlsMixin(Loop):
         called), or fails with the handshake's exception.
         """
         ssl_protocol = adapter.make_ssl_protocol(
-            self,
-            protocol,
-            sslcontext,
-            waiter,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
+            self, protocol, sslcontext, waiter, server_side=server_side, server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
         # The plain transport owns the socket (and its fd); its connection_made starts the handshake.
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return adapter.app_transport(ssl_protocol)
@@ -101,16 +94,9 @@ class TlsMixin(Loop):
         waiter = self.create_future()
         # Built before touching the transport, so bad timeouts (ValueError) leave it as it was.
         ssl_protocol = adapter.make_ssl_protocol(
-            self,
-            protocol,
-            sslcontext,
-            waiter,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            call_connection_made=False,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
+            self, protocol, sslcontext, waiter, server_side=server_side, server_hostname=server_hostname,
+            call_connection_made=False, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
         transport.pause_reading()  # type: ignore[attr-defined]
         handles: list[asyncio.Handle] = []

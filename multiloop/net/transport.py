@@ -107,40 +107,13 @@ class SocketTransport(FdTransport, asyncio.Transport):
     def _read_ready(self) -> None:
         if self._conn_lost:
             return
-        if self._buffered:
-            self._read_into_protocol()
-            return
-        view = self._rview
-        try:
-            n = self._recv(view)
-        except _TRY_AGAIN:
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not n:
-            self._on_eof()
-            return
-        try:
-            self._protocol.data_received(view[:n].tobytes())
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-
-    def _read_into_protocol(self) -> None:
-        protocol = self._protocol
-        try:
-            buf = protocol.get_buffer(-1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return
+        buffered = self._buffered
+        if buffered:
+            buf = self._protocol_buffer()
+            if buf is None:
+                return
+        else:
+            buf = self._rview
         try:
             n = self._recv(buf)
         except _TRY_AGAIN:
@@ -154,11 +127,28 @@ class SocketTransport(FdTransport, asyncio.Transport):
             self._on_eof()
             return
         try:
-            protocol.buffer_updated(n)
+            if buffered:
+                self._protocol.buffer_updated(n)
+            else:
+                self._protocol.data_received(buf[:n].tobytes())
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+            method = "buffer_updated" if buffered else "data_received"
+            self._fatal_error(exc, f"Fatal error: protocol.{method}() call failed.")
+
+    def _protocol_buffer(self) -> Any:
+        """A BufferedProtocol's buffer to read into, or None (after a fatal error) if it has none to give."""
+        try:
+            buf = self._protocol.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return None
+        return buf
 
     def _on_eof(self) -> None:
         self._read_eof = True

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..seams import Loop
+from ..transport_base import wait_made
 from .pipe_transports import ReadPipeTransport, WritePipeTransport
 
 logger = logging.getLogger("asyncio")
@@ -38,11 +39,7 @@ class PipesMixin(Loop):
         protocol = protocol_factory()
         waiter = self.create_future()
         transport = make(pipe, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_made(transport, waiter)
         if self.get_debug():
             logger.debug("%s pipe %r connected: (%r, %r)", kind, pipe.fileno(), transport, protocol)
         return transport, protocol
