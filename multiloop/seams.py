@@ -17,7 +17,8 @@ Design:
   and fd ownership itself (claim/release/lookup), which the public ``add_reader`` & co. consult.
 - :class:`LoopSeams` lists the loop's side; :class:`Loop` (``LoopSeams`` + ``asyncio.AbstractEventLoop``) is
   the type of ``loop`` wherever net/ and unix/ code holds one, and the base of every part of multiloop's loop
-  class (the core and each feature mixin), so the type checker sees each seam implemented exactly once.
+  class (the core and each feature mixin), so the type checker sees each seam implemented exactly once. It is
+  a static contract: at run time ``Loop`` is ``asyncio.AbstractEventLoop`` itself.
 - :class:`ConnectionTracker` is a server's connection accounting as its transports see it: they report their
   own start and end to it, never to the ``Server`` object.
 - :class:`FdOwner` is what the fd table needs of an owner (a transport): whether it is closing, since a
@@ -32,7 +33,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 __all__ = ["FdOwner", "FdRegistry", "ConnectionTracker", "LoopSeams", "Loop"]
 
@@ -172,6 +173,14 @@ class LoopSeams(Protocol):
         ...
 
 
-class Loop(LoopSeams, asyncio.AbstractEventLoop):
-    """asyncio's loop API plus :class:`LoopSeams`: the type of ``loop`` in transports, servers and watchers,
-    and the base class of the core and of every feature mixin (they are all parts of one loop class)."""
+if TYPE_CHECKING:
+    class Loop(LoopSeams, asyncio.AbstractEventLoop):
+        """asyncio's loop API plus :class:`LoopSeams`: the type of ``loop`` in transports, servers and
+        watchers, and the base class of the core and of every feature mixin (they are all parts of one loop
+        class), so the type checker sees each seam implemented exactly once (an unimplemented one makes
+        ``EventLoop(...)`` an instantiation of an abstract class)."""
+else:
+    # At run time the contract is static only: the loop class stays a plain subclass of AbstractEventLoop,
+    # without typing.Protocol/Generic (and ABCMeta) in its MRO, and without protocol stub methods that could
+    # stand in, silently returning None, for a seam nobody implemented.
+    Loop = asyncio.AbstractEventLoop

@@ -118,12 +118,16 @@ class FdTransport(TransportBase):
         self._protocol = protocol
         self._conn_lost = 0  # > 0 once connection_lost is scheduled; counts writes after that
         self._paused = False  # pause_reading()
+        self._read_eof = False
         self._reader_on = False
         self._writer_on = False
+        # Every attribute the I/O paths read is set on the instance, none left to a class default: on
+        # CPython 3.11+ an instance attribute is a specialised (cheaper) load.
+        self._bufsize = 0
         self._protocol_paused = False  # pause_writing() told to the protocol, resume_writing() not yet
         self._high_water, self._low_water = water_marks(None, None)
+        self._server = server
         if server is not None:
-            self._server = server
             server.attach(self)
         loop.call_soon(self._start, waiter, watch_read)
 

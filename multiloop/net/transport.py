@@ -91,6 +91,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
         self._rview = loop._read_buffer
         self._buffer: collections.deque[Any] = collections.deque()
         self._eof = False  # write_eof() called
+        self._empty_waiter = None
         self.set_protocol(protocol)
         set_nodelay(sock)
 
