@@ -27,7 +27,9 @@ Design: :class:`TransportBase` (protocol, closing state, the unclosed-at-collect
 the subprocess transport, which owns no fd; :class:`FdTransport` adds everything for a transport over one fd.
 The kinds (:mod:`multiloop.net.transport`, :mod:`multiloop.net.datagram_transport`,
 :mod:`multiloop.unix.pipe_transports`) keep only their I/O: what a read does, what a write does, what EOF
-means. The base talks to the loop only through :mod:`multiloop.seams` (``loop._fdtable``).
+means. The base talks to the loop only through :mod:`multiloop.seams` (``loop._fdtable``). It is a top-level
+module, next to :mod:`multiloop.fdtable` and :mod:`multiloop.flowcontrol`, because both ``net/`` and
+``unix/`` build on it; each concrete transport stays next to the loop methods that create it.
 """
 
 from __future__ import annotations
