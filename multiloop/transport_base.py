@@ -118,6 +118,7 @@ class FdTransport(TransportBase):
         self._file = file
         self._fd = fd
         self._protocol = protocol
+        self._closing = False
         self._conn_lost = 0  # > 0 once connection_lost is scheduled; counts writes after that
         self._paused = False  # pause_reading()
         self._read_eof = False

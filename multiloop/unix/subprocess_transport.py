@@ -112,6 +112,7 @@ class SubprocessTransport(TransportBase, asyncio.SubprocessTransport):
         super().__init__(extra)
         self._loop = loop
         self._protocol = protocol
+        self._closing = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self._returncode: int | None = None
