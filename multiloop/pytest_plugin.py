@@ -70,10 +70,16 @@ def _split(value: str) -> list[str]:
 
 
 def _known_backends() -> dict[str, str | None]:
-    """name -> None (can run here) or why not, for every backend and every broken plugin."""
+    """name -> None (can run here) or why not: every backend, every broken plugin, and the plugin backends
+    whose distribution is not installed (the reason says how to install it)."""
     import multiloop
+    from multiloop.registry import PLUGIN_HINTS, get_registry
 
-    return {row.name: row.reason for row in multiloop.backends()}
+    known = {row.name: row.reason for row in multiloop.backends()}
+    for name in PLUGIN_HINTS:
+        if name not in known:
+            known[name] = get_registry().missing_reason(name)
+    return known
 
 
 def parse_selection(value: str, source: str) -> list[tuple[str, str | None]]:
