@@ -66,7 +66,8 @@ def parse(argv: list[str]) -> Options:
         arg = argv[i]
         if arg in ("-h", "--help"):
             print(USAGE)
-            print(__doc__.split("\n\n")[0] if __doc__ else "")
+            print("\nRun a Python script, or a module with -m, as python does, with every event loop its asyncio.run,"
+                  "\nasyncio.Runner and asyncio.new_event_loop create being a multiloop loop.")
             print("\n  --backend NAME  the multiloop backend (default: $MULTILOOP_BACKEND, else the automatic choice)"
                   "\n  --stats         print each loop's statistics (loop.stats()) to stderr at exit"
                   "\n  -m module       run a module as a script, like python -m")
