@@ -135,7 +135,7 @@ def _auto() -> tuple[tuple[str, str | None], ...]:
         return (("auto", str(exc)),)
 
 
-def backends_for(config: pytest.Config, node: pytest.Item | pytest.Function | Any) -> list[tuple[str, str | None]]:
+def backends_for(config: pytest.Config, node: pytest.Item) -> list[tuple[str, str | None]]:
     """The backends one test runs on, as (name, None or the reason to skip it): the selection (or ``auto``),
     replaced by the marker's ``backends=`` and minus its ``skip=``."""
     selection = get_selection(config)
