@@ -161,9 +161,13 @@ def backends_for(config: pytest.Config, node: pytest.Item) -> list[tuple[str, st
                     f"known: {', '.join(known)}", pytrace=False)
     if pinned is not None:
         rows = [(n, known[n]) for n in dict.fromkeys(_names(pinned, node, "backends"))]
-    return [(name, f"skipped for this test by mark.multiloop: {skip_reasons[name]}"
-             if skip_reasons.get(name) else "skipped for this test by mark.multiloop")
-            if name in skip_reasons else (name, reason) for name, reason in rows]
+    result = []
+    for name, reason in rows:
+        if name in skip_reasons:
+            why = skip_reasons[name]
+            reason = "skipped for this test by mark.multiloop" + (f": {why}" if why else "")
+        result.append((name, reason))
+    return result
 
 
 def _names(value: Any, node: Any, what: str) -> list[str]:
