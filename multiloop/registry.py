@@ -20,7 +20,6 @@ import importlib
 import importlib.metadata
 import os
 import threading
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -40,10 +39,6 @@ BUILTIN_MODULES = (
 )
 ENV_BACKEND = "MULTILOOP_BACKEND"
 ENV_AVOID = "MULTILOOP_AVOID"
-#: Backends that come with a separately installed distribution: the install hint for "backend not found".
-PLUGIN_HINTS = {
-    "trio": "multiloop-asyncio-trio",
-}
 
 
 @dataclass(frozen=True)
@@ -67,6 +62,12 @@ class BrokenPlugin:
     name: str
     origin: str
     error: str
+
+
+#: Backends that come with a separately installed distribution: the install hint for "backend not found".
+PLUGIN_HINTS = {
+    "trio": "multiloop-asyncio-trio",
+}
 
 
 class Registry:
@@ -263,6 +264,8 @@ class Registry:
             if name in self._warned_avoid:
                 return False
             self._warned_avoid.add(name)
+        import warnings  # the rare path: only a misspelt $MULTILOOP_AVOID gets here
+
         warnings.warn(f"{message} (ignored)", RuntimeWarning, stacklevel=4)
         return False
 
