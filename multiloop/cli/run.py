@@ -236,6 +236,8 @@ def _report(exc: BaseException) -> None:
 
 
 def _is_launcher_frame(tb: TracebackType) -> bool:
+    if tb.tb_frame.f_globals.get("__name__") == "__main__":
+        return False  # the program's main module, even when it is one of multiloop's own (-m multiloop.x)
     filename = tb.tb_frame.f_code.co_filename
     return (filename.startswith(_PACKAGE_DIR + os.sep) or filename == runpy.__file__
             or filename == "<frozen runpy>")
