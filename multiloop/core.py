@@ -419,14 +419,16 @@ class LoopCore(LoopServices):
             del handle
 
     def _purge_cancelled_timers(self) -> None:
+        # In place: the pass that calls this goes on popping due timers from the same list object.
+        scheduled = self._scheduled
         keep = []
-        for entry in self._scheduled:
+        for entry in scheduled:
             if entry[2]._cancelled:
                 entry[2]._scheduled = False
             else:
                 keep.append(entry)
         heapq.heapify(keep)
-        self._scheduled = keep
+        scheduled[:] = keep
         self._timer_cancelled_count = 0
 
     def _timer_handle_cancelled(self, handle: Any) -> None:
