@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+# First: decides whether the compiled hot-path modules or their .py sources are imported (see compiled.py).
+from . import compiled  # isort: split
+
 from .api import EventLoopPolicy, backends, default_backend, loop_factory, new_loop, run
 from .backend import CAPABILITIES, ERROR, READ, WRITE, Backend, Capability, Iteration, Poller
 from .errors import (
@@ -36,5 +39,5 @@ __all__ = [
     "Iteration", "READ", "WRITE", "ERROR", "LoopStats",
     "MultiloopError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
     "NoBackendAvailableError", "PollerError", "BadFdError", "FdLimitError", "UnpollableFdError",
-    "InvalidFdError", "LoopForkedError",
+    "InvalidFdError", "LoopForkedError", "compiled",
 ]

@@ -1,0 +1,128 @@
+"""Which implementation of the hot path this process runs: the compiled extension modules or their ``.py`` sources.
+
+Facts that shape it:
+- The extensions are compiled by Cython (pure-Python mode) from the very ``.py`` files listed in
+  :data:`EXTENSION_MODULES`, under the same module names, and they are installed beside those files. Python's
+  import system tries extension modules before source files in a directory, so an installed extension is used
+  unless something says otherwise.
+- The compiled modules share C-level types with each other (``cimport`` through their ``.pxd`` files): a
+  compiled ``core`` next to a pure-Python ``fdtable`` would not even import. The choice is therefore all or
+  nothing, made once per process, before any of them is imported.
+- An in-place build (an editable install) leaves extensions beside sources that keep changing. An extension
+  compiled from an older version of its source must never run: ``setup.py`` records the SHA-256 of each
+  source it compiled (``_extensions.json``, per interpreter tag), and a mismatch selects the sources.
+
+Design: importing this module (``multiloop/__init__`` does it first) decides. The sources are chosen when
+``MULTILOOP_NO_EXTENSIONS`` is set to anything but ``""``/``0``, when this interpreter has no complete build,
+or when a build is stale; if extensions are present anyway, a meta-path finder then loads these module names
+from their ``.py`` files. :data:`ACTIVE` and :data:`REASON` say what was chosen and why; :func:`status` checks
+what was actually loaded. ``python -m multiloop info`` shows both.
+
+Free threading: an extension declares it runs without the GIL (Cython's ``freethreading_compatible``
+directive, set in its ``.pxd``) only where that is true; ``tests/test_compiled.py`` checks that importing
+the package leaves the GIL disabled on a free-threaded interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+#: The modules built as extensions (``setup.py`` reads this tuple without importing the package).
+EXTENSION_MODULES: tuple[str, ...] = (
+    "multiloop.fdtable",
+    "multiloop.core",
+    "multiloop.transport_base",
+    "multiloop.net.transport",
+    "multiloop.net.server",
+)
+
+#: The environment variable that selects the ``.py`` sources (at build time it skips building them).
+ENV = "MULTILOOP_NO_EXTENSIONS"
+_STAMP = "_extensions.json"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _env_says_pure() -> bool:
+    return os.environ.get(ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _source(name: str) -> Path:
+    return _PACKAGE_DIR.joinpath(*name.split(".")[1:]).with_suffix(".py")
+
+
+def _extension_tag() -> str:
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def _check_build() -> tuple[bool, str, dict[str, Any]]:
+    """(usable, why, this interpreter's stamp entry) for the extensions beside the sources."""
+    try:
+        stamps = json.loads((_PACKAGE_DIR / _STAMP).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False, "pure Python: no compiled modules were built for this installation", {}
+    except (OSError, ValueError) as exc:
+        return False, f"pure Python: cannot read {_STAMP} ({exc})", {}
+    tag = _extension_tag()
+    built = stamps.get(tag)
+    if not built:
+        return False, f"pure Python: no compiled modules for this interpreter ({tag.strip('.')})", {}
+    for name in EXTENSION_MODULES:
+        entry = built.get("modules", {}).get(name)
+        if entry is None:
+            return False, f"pure Python: {name} was not compiled (the build is partial)", built
+        if not (_source(name).parent / entry["file"]).exists():
+            return False, f"pure Python: {entry['file']} is missing", built
+        try:
+            digest = hashlib.sha256(_source(name).read_bytes()).hexdigest()
+        except OSError as exc:
+            return False, f"pure Python: cannot read {_source(name)} ({exc})", built
+        if digest != entry["source_sha256"]:
+            return False, (f"pure Python: the compiled {name} is stale ({_source(name).name} changed since it "
+                           f"was compiled; reinstall or rebuild to compile it again)"), built
+    return True, f"compiled (Cython {built.get('cython', '?')})", built
+
+
+class _SourcesFirst(importlib.abc.MetaPathFinder):
+    """Loads the hot-path modules from their ``.py`` files even when extensions sit beside them."""
+
+    def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None) -> Any:
+        if fullname not in EXTENSION_MODULES:
+            return None
+        return importlib.util.spec_from_file_location(fullname, _source(fullname))
+
+
+def _select() -> tuple[bool, str]:
+    if _env_says_pure():
+        active, why = False, f"pure Python: {ENV} is set"
+    else:
+        active, why, _ = _check_build()
+    if not active and not any(isinstance(f, _SourcesFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourcesFirst())
+    return active, why
+
+
+#: True when the compiled extension modules are in use, False when their ``.py`` sources are.
+ACTIVE, REASON = _select()
+#: "compiled" or "pure".
+MODE = "compiled" if ACTIVE else "pure"
+
+
+def status() -> dict[str, Any]:
+    """What was chosen and why, and the file each hot-path module was loaded from (imports them)."""
+    loaded = {}
+    for name in EXTENSION_MODULES:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        loaded[name] = getattr(module, "__file__", None)
+    extension = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    compiled = [n for n, f in loaded.items() if f is not None and f.endswith(extension)]
+    return {"mode": MODE, "active": ACTIVE, "reason": REASON, "env": ENV, "modules": loaded,
+            "compiled_modules": len(compiled), "consistent": len(compiled) == (len(loaded) if ACTIVE else 0)}

@@ -1,0 +1,134 @@
+"""Build step for the optional compiled hot path (everything else is in pyproject.toml).
+
+The modules named in ``multiloop/compiled.py`` (``EXTENSION_MODULES``) are compiled by Cython, in pure-Python
+mode, from the very ``.py`` files that also ship and run as they are; ``.pxd`` files beside them add C-level
+declarations. Each extension is built under the module's own name, so Python's import system prefers it;
+``multiloop.compiled`` decides at import time whether to use the extensions or the ``.py`` sources
+(``MULTILOOP_NO_EXTENSIONS=1`` at run time, or a stale build, selects the sources).
+
+- ``MULTILOOP_NO_EXTENSIONS=1`` at build time: build nothing (a pure-Python install).
+- No Cython, no C compiler, or a failing compile: a warning, and a pure-Python install; never a failed install.
+- Each built extension is recorded with the SHA-256 of the source it was compiled from
+  (``multiloop/_extensions.json``), so an extension whose ``.py`` has changed since is never used.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).resolve().parent
+STAMP = "_extensions.json"
+
+
+def _declared_modules() -> list[str]:
+    """``EXTENSION_MODULES`` from multiloop/compiled.py, read without importing the package."""
+    tree = ast.parse((HERE / "multiloop" / "compiled.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+            if any(isinstance(t, ast.Name) and t.id == "EXTENSION_MODULES" for t in targets):
+                assert node.value is not None
+                return list(ast.literal_eval(node.value))
+    raise RuntimeError("multiloop/compiled.py declares no EXTENSION_MODULES")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _warn(message: str) -> None:
+    print(f"\nWARNING (multiloop-asyncio): {message}\n"
+          f"  Installing the pure-Python modules only (they are complete; the compiled ones are faster).\n",
+          file=sys.stderr, flush=True)
+
+
+def _extensions() -> list:
+    if _flag("MULTILOOP_NO_EXTENSIONS"):
+        print("multiloop-asyncio: MULTILOOP_NO_EXTENSIONS is set: not building the compiled modules",
+              file=sys.stderr)
+        return []
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError as exc:
+        _warn(f"Cython is not available ({exc}).")
+        return []
+    modules = _declared_modules()
+    extensions = [Extension(name, [name.replace(".", "/") + ".py"]) for name in modules]
+    directives = {
+        "language_level": 3,
+        "binding": True,  # functions keep __name__, __qualname__, introspectable signatures (asyncio reprs)
+        "embedsignature": True,
+        "boundscheck": False,
+        "wraparound": True,  # the sources index with negative numbers in places
+        "cdivision": True,
+        "always_allow_keywords": True,  # def f(x) called as f(x=...) works as in Python
+        "annotation_typing": False,  # annotations are for mypy; C types come from the .pxd files only
+        # Declared per module in its .pxd where it is true (see multiloop/compiled.py, "free threading").
+        "freethreading_compatible": False,
+    }
+    try:
+        return cythonize(extensions, compiler_directives=directives, quiet=True,
+                         nthreads=0, force=_flag("MULTILOOP_FORCE_CYTHONIZE"))
+    except Exception as exc:  # noqa: BLE001 - any failure means: install the pure-Python modules
+        _warn(f"Cython could not translate the hot-path modules ({type(exc).__name__}: {exc}).")
+        return []
+
+
+class OptionalBuildExt(build_ext):
+    """build_ext that never fails the install: a module that does not compile is left to its .py source.
+
+    Compiled modules import each other's C types, so they are used only all together; ``multiloop.compiled``
+    checks that at import time (a partial build runs as pure Python)."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - e.g. no C compiler at all
+            _warn(f"the compiled modules could not be built ({type(exc).__name__}: {exc}).")
+            return
+        self._write_stamp()
+
+    def build_extension(self, ext) -> None:  # type: ignore[no-untyped-def]
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            _warn(f"{ext.name} could not be compiled ({type(exc).__name__}: {exc}).")
+            ext._multiloop_failed = True
+
+    def _write_stamp(self) -> None:
+        built: dict = {}
+        for ext in self.extensions:
+            if getattr(ext, "_multiloop_failed", False):
+                continue
+            target = Path(self.get_ext_fullpath(ext.name))
+            if not target.exists():
+                continue
+            source = HERE / (ext.name.replace(".", "/") + ".py")
+            built[ext.name] = {"file": target.name,
+                               "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
+        if not built:
+            return
+        package_dir = Path(self.get_ext_fullpath("multiloop.x")).parent
+        stamp = package_dir / STAMP
+        previous = json.loads(stamp.read_text()) if stamp.exists() else {}
+        # One stamp per package directory, shared by the builds for several Pythons (in-place builds).
+        tag = Path(self.get_ext_filename("x")).name[1:]
+        try:
+            import Cython
+            version = Cython.__version__
+        except ImportError:
+            version = "?"
+        previous[tag] = {"cython": version, "modules": built}
+        stamp.write_text(json.dumps(previous, indent=1, sort_keys=True) + "\n")
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})
