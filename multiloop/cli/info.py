@@ -41,12 +41,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .. import __version__
+    from .. import __version__, compiled
     from ..api import backends
     from ..backend import CAPABILITIES
     from ..registry import ENV_AVOID, ENV_BACKEND
-
-    from .. import compiled
 
     rows = backends()
     chosen, why_none = _choice(args.require, args.avoid)
