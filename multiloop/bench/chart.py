@@ -22,7 +22,8 @@ def _rows(doc: dict[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, st
     for bench in doc["benchmarks"]:
         name = bench["name"]
         cells = {r["loop"]: r for r in doc["results"] if r["benchmark"] == name}
-        for key, label in (("ratio", name), ("cpu_ratio", f"{name} (user CPU/op)")):
+        kinds = [("ratio", name)] + ([("cpu_ratio", f"{name} (user CPU/op)")] if bench.get("report_cpu") else [])
+        for key, label in kinds:
             found = False
             for loop in loops:
                 r = cells.get(loop, {})
@@ -49,7 +50,7 @@ def draw(doc: dict[str, Any], path: str) -> None:
 
     labels, loops, values = _rows(doc)
     height = 0.8 / max(1, len(loops))
-    fig, ax = plt.subplots(figsize=(11, 0.45 * len(labels) * max(1, len(loops)) ** 0.5 + 1.8))
+    fig, ax = plt.subplots(figsize=(11, 0.28 * len(labels) * max(1, len(loops)) ** 0.5 + 1.5))
     for i, loop in enumerate(loops):
         ys, meds, lo, hi = [], [], [], []
         for j, label in enumerate(labels):

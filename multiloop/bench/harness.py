@@ -297,7 +297,8 @@ class SuiteResult:
                 "loops": self.columns, "unavailable_loops": self.missing,
             },
             "benchmarks": [{"name": b.name, "unit": b.unit, "group": b.group, "warmup_n": b.n,
-                            "bytes_per_op": b.bytes_per_op, "description": b.description}
+                            "bytes_per_op": b.bytes_per_op, "report_cpu": b.report_cpu,
+                            "description": b.description}
                            for b in self.benchmarks],
             "results": [self.results[(b.name, c)].summary() for b in self.benchmarks for c in self.columns],
         }
