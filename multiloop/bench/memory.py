@@ -160,6 +160,7 @@ def _serve(loop_name: str, connections: int, trace: bool) -> dict[str, Any]:
                 mine = [tracemalloc.Filter(False, __file__), tracemalloc.Filter(False, tracemalloc.__file__)]
                 t0, t1 = t0.filter_traces(mine), t1.filter_traces(mine)
                 total = sum(s.size_diff for s in t1.compare_to(t0, "filename"))
+                del t0, t1  # their trace lists must not count as new objects below
                 everything = gc.get_objects()
                 new = [o for o in everything if id(o) not in before_ids and o is not before_ids]
                 del everything
