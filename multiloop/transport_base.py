@@ -107,7 +107,9 @@ class FdTransport(TransportBase):
     _server: ConnectionTracker | None = None
     _bufsize = 0
     _read_eof = False  # the peer's EOF arrived: nothing more to read, ever (resume_reading must not re-watch)
-    _buffer: Any  # the kind's write buffer (deque of chunks, bytearray...): cleared by _drop_buffer
+    _buffer: Any  # the kind's write buffer (deque of chunks, bytearray...; may be a falsy placeholder)
+    # Flow-control limits: class defaults until set_write_buffer_limits() (one less thing per connection).
+    _high_water, _low_water = water_marks(None, None)
 
     def __init__(self, loop: Loop, file: Any, fd: int, protocol: Any, waiter: asyncio.Future[Any] | None,
                  extra: dict[str, Any] | None, server: ConnectionTracker | None = None, *,
@@ -128,7 +130,6 @@ class FdTransport(TransportBase):
         # CPython 3.11+ an instance attribute is a specialised (cheaper) load.
         self._bufsize = 0
         self._protocol_paused = False  # pause_writing() told to the protocol, resume_writing() not yet
-        self._high_water, self._low_water = water_marks(None, None)
         self._server = server
         if server is not None:
             server.attach(self)
@@ -244,7 +245,8 @@ class FdTransport(TransportBase):
         self._conn_lost += 1
 
     def _drop_buffer(self) -> None:
-        self._buffer.clear()
+        if self._buffer:
+            self._buffer.clear()
         self._bufsize = 0
         self._stop_writing()
 

@@ -12,6 +12,9 @@ Facts that shape it:
   buffer of many chunks cost one copy (into the kernel), not two. At most IOV_MAX buffers per call.
 - The reader callback is registered once (a bound method, no per-event allocation) and kept while reading;
   the core runs it in the same pass the backend reports the fd ready.
+- Most connections are idle most of the time, and an idle connection's memory is what a server with many of
+  them pays for: the write buffer (a deque, ~600 bytes empty) exists only while the kernel refuses data, and
+  nothing is kept per connection that can be looked up when needed (bound socket methods, default limits).
 
 - ``shutdown(SHUT_WR)`` sends the peer an EOF while the socket can still read: ``write_eof`` does it once the
   buffer is flushed. A peer's EOF is final: after ``eof_received`` returns true the socket stays open for
@@ -79,19 +82,16 @@ class SocketTransport(FdTransport, asyncio.Transport):
     # What stock asyncio's start_tls checks before wrapping a transport.
     _start_tls_compatible = True
     _empty_waiter: asyncio.Future[None] | None = None
+    #: What the write buffer is while nothing is buffered (falsy, empty, shared): see _append.
+    _NO_BUFFER: Any = ()
 
     def __init__(self, loop: Loop, sock: socket.socket, protocol: asyncio.BaseProtocol,
                  waiter: asyncio.Future[Any] | None = None, extra: dict[str, Any] | None = None,
                  server: ConnectionTracker | None = None) -> None:
         super().__init__(loop, sock, sock.fileno(), protocol, waiter, socket_extra(sock, extra), server)
-        # Bound once: the read path is the hottest code of a server.
-        self._recv = sock.recv_into
-        self._send = sock.send
-        self._sendmsg = sock.sendmsg if _HAS_SENDMSG else None
         self._rview = loop._read_buffer
-        self._buffer: collections.deque[Any] = collections.deque()
+        self._buffer: collections.deque[Any] = self._NO_BUFFER  # a deque while something is buffered
         self._eof = False  # write_eof() called
-        self._empty_waiter = None
         self.set_protocol(protocol)
         set_nodelay(sock)
 
@@ -116,7 +116,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
         else:
             buf = self._rview
         try:
-            n = self._recv(buf)
+            n = self._file.recv_into(buf)
         except _TRY_AGAIN:
             return
         except (SystemExit, KeyboardInterrupt):
@@ -184,7 +184,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
             return
         if not self._buffer:
             try:
-                n = self._send(data)
+                n = self._file.send(data)
             except _TRY_AGAIN:
                 n = 0
             except (SystemExit, KeyboardInterrupt):
@@ -205,7 +205,10 @@ class SocketTransport(FdTransport, asyncio.Transport):
         # (bytes, or a memoryview slice of bytes we made ourselves, need no copy).
         if type(data) is not bytes and not (type(data) is memoryview and type(data.obj) is bytes):
             data = bytes(data)
-        self._buffer.append(data)
+        buffer = self._buffer
+        if buffer is self._NO_BUFFER:
+            buffer = self._buffer = collections.deque()
+        buffer.append(data)
         self._bufsize += len(data)
 
     def writelines(self, list_of_data: Any) -> None:
@@ -219,7 +222,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
         if self._conn_lost:
             self._write_after_lost()
             return
-        sendmsg = self._sendmsg
+        sendmsg = self._file.sendmsg if _HAS_SENDMSG else None
         if self._buffer or sendmsg is None:
             if not self._buffer:  # no sendmsg: the first chunk may still go out at once
                 self.write(chunks.pop(0))
@@ -252,12 +255,12 @@ class SocketTransport(FdTransport, asyncio.Transport):
     def _flush(self) -> bool:
         """Send as much of the buffer as the kernel takes. False if the connection failed."""
         buffer = self._buffer
-        sendmsg = self._sendmsg
+        sock = self._file
         try:
-            if len(buffer) == 1 or sendmsg is None:
-                n = self._send(buffer[0])
+            if len(buffer) == 1 or not _HAS_SENDMSG:
+                n = sock.send(buffer[0])
             else:
-                n = sendmsg(_islice(buffer, IOV_MAX))
+                n = sock.sendmsg(_islice(buffer, IOV_MAX))
         except _TRY_AGAIN:
             return True
         except (SystemExit, KeyboardInterrupt):
@@ -287,6 +290,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
             return
         self._maybe_resume_protocol()  # may write more
         if not self._buffer:
+            self._buffer = self._NO_BUFFER  # an idle connection keeps no deque
             if self._empty_waiter is not None and not self._empty_waiter.done():
                 self._empty_waiter.set_result(None)
             self._write_done()
