@@ -326,6 +326,11 @@ class LoopCore(_CoreState, LoopServices):
     def time(self) -> float:
         return _monotonic()
 
+    @cython.locals(self=_CoreState)
+    def get_debug(self) -> bool:
+        # Here as well as in services.py: every Handle.cancel() and Handle.__init__ asks, compiled it is a field read.
+        return self._debug
+
     # ----------------------------------------------------------------------------------- one loop pass
     @cython.locals(self=_CoreState, scheduled=list, timeout=cython.double)
     def _compute_timeout(self) -> float | None:

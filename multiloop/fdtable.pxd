@@ -1,6 +1,8 @@
 # C declarations for fdtable.py when compiled (see multiloop/compiled.py). The core's dispatch reads FdEntry's
 # fields and calls FdTable's methods on every fd event; as extension types both are plain C structs.
 
+from multiloop._fasthandles cimport *
+
 cdef class FdEntry:
     cdef public object reader
     cdef public object writer
