@@ -8,6 +8,7 @@ declarations. Each extension is built under the module's own name, so Python's i
 
 - ``MULTILOOP_NO_EXTENSIONS=1`` at build time: build nothing (a pure-Python install).
 - No Cython, no C compiler, or a failing compile: a warning, and a pure-Python install; never a failed install.
+- The C code is generated anew on every build (a few seconds): it must follow the directives of this build.
 - Each built extension is recorded with the SHA-256 of the source it was compiled from
   (``multiloop/_extensions.json``), so an extension whose ``.py`` has changed since is never used.
 """
@@ -28,16 +29,16 @@ HERE = Path(__file__).resolve().parent
 STAMP = "_extensions.json"
 
 
-def _declared_modules() -> list[str]:
-    """``EXTENSION_MODULES`` from multiloop/compiled.py, read without importing the package."""
+def _declared(name: str) -> list[str]:
+    """A tuple of module names from multiloop/compiled.py, read without importing the package."""
     tree = ast.parse((HERE / "multiloop" / "compiled.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.AnnAssign | ast.Assign):
             targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
-            if any(isinstance(t, ast.Name) and t.id == "EXTENSION_MODULES" for t in targets):
+            if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 assert node.value is not None
                 return list(ast.literal_eval(node.value))
-    raise RuntimeError("multiloop/compiled.py declares no EXTENSION_MODULES")
+    raise RuntimeError(f"multiloop/compiled.py declares no {name}")
 
 
 def _flag(name: str) -> bool:
@@ -61,8 +62,8 @@ def _extensions() -> list:
     except ImportError as exc:
         _warn(f"Cython is not available ({exc}).")
         return []
-    modules = _declared_modules()
-    extensions = [Extension(name, [name.replace(".", "/") + ".py"]) for name in modules]
+    modules = _declared("EXTENSION_MODULES")
+    free_threading = set(_declared("FREE_THREADING_COMPATIBLE"))
     directives = {
         "language_level": 3,
         "binding": True,  # functions keep __name__, __qualname__, introspectable signatures (asyncio reprs)
@@ -72,12 +73,19 @@ def _extensions() -> list:
         "cdivision": True,
         "always_allow_keywords": True,  # def f(x) called as f(x=...) works as in Python
         "annotation_typing": False,  # annotations are for mypy; C types come from the .pxd files only
-        # Declared per module in its .pxd where it is true (see multiloop/compiled.py, "free threading").
-        "freethreading_compatible": False,
     }
     try:
-        return cythonize(extensions, compiler_directives=directives, quiet=True,
-                         nthreads=0, force=_flag("MULTILOOP_FORCE_CYTHONIZE"))
+        out = []
+        for name in modules:
+            # Declared only where it is true (multiloop/compiled.py says why for each): a module without it
+            # makes a free-threaded interpreter turn the GIL back on when it is imported.
+            module_directives = directives | {"freethreading_compatible": name in free_threading}
+            out += cythonize([Extension(name, [name.replace(".", "/") + ".py"])],
+                             compiler_directives=module_directives, quiet=True,
+                             # Always: Cython does not track directives, and an in-place tree may hold C
+                             # generated for another interpreter with other ones.
+                             force=True)
+        return out
     except Exception as exc:  # noqa: BLE001 - any failure means: install the pure-Python modules
         _warn(f"Cython could not translate the hot-path modules ({type(exc).__name__}: {exc}).")
         return []

@@ -19,8 +19,9 @@ from their ``.py`` files. :data:`ACTIVE` and :data:`REASON` say what was chosen 
 what was actually loaded. ``python -m multiloop info`` shows both.
 
 Free threading: an extension declares it runs without the GIL (Cython's ``freethreading_compatible``
-directive, set in its ``.pxd``) only where that is true; ``tests/test_compiled.py`` checks that importing
-the package leaves the GIL disabled on a free-threaded interpreter.
+directive, which ``setup.py`` sets for the modules in :data:`FREE_THREADING_COMPATIBLE`) only where that is true;
+``tests/test_compiled.py`` checks that importing the package leaves the GIL disabled on a free-threaded
+interpreter, and the thread-safety tests run against the compiled build there.
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ from typing import Any
 #: instructions per request (callgrind, 3.11): transports compiled too 10,358 (protocol) / 34,004 (streams),
 #: core and fd table only 9,229 / 32,403, nothing compiled 14,008 / 41,955, stock asyncio 15,303 / 44,332.
 EXTENSION_MODULES: tuple[str, ...] = (
+    "multiloop.fdtable",
+    "multiloop.core",
+)
+
+#: The extensions that are correct without the GIL. Why, for each:
+#:
+#: - ``multiloop.fdtable``: used by the loop's own thread only (asyncio's rule for everything but
+#:   ``call_soon_threadsafe``); its C fields are never touched from another thread.
+#: - ``multiloop.core``: other threads call ``call_soon_threadsafe`` (and ``get_debug``, from a handle's
+#:   ``__init__``). Those read only C fields that are either never rebound after ``__init__`` (``_ready_append``,
+#:   ``_waker``: object fields, so no reference is taken on an object being replaced) or plain flags whose
+#:   stale value is harmless (``_closed``, ``_debug``), and ``_may_block``, the one hand-off that matters: the
+#:   producer appends to the ready deque (locked by the deque itself) and then reads the flag, the loop sets the
+#:   flag and then looks at the deque, each side with a sequentially consistent fence between the two (``ml_fence``
+#:   in ``_fasthandles.pxd``), so either the loop sees the callback or the producer sees the flag and wakes it.
+#:   Handles: the loop reads their slots through ``PyMember_GetOne`` on free-threaded builds (a safe reference even
+#:   if another thread replaces the slot); handles another thread may cancel (``call_soon_threadsafe``'s) are a
+#:   different class whose own locked ``_run`` is used.
+FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
     "multiloop.fdtable",
     "multiloop.core",
 )
