@@ -9,8 +9,10 @@ declarations. Each extension is built under the module's own name, so Python's i
 - ``MULTILOOP_NO_EXTENSIONS=1`` at build time: build nothing (a pure-Python install).
 - No Cython, no C compiler, or a failing compile: a warning, and a pure-Python install; never a failed install.
 - The C code is generated anew on every build (a few seconds): it must follow the directives of this build.
-- Each built extension is recorded with the SHA-256 of the source it was compiled from
-  (``multiloop/_extensions.json``), so an extension whose ``.py`` has changed since is never used.
+- Each built extension is recorded with the SHA-256 of the source it was compiled from (one stamp file per
+  interpreter tag, ``multiloop/_extensions<tag>.json``), so an extension whose ``.py`` has changed since is never
+  used. Generated C goes to ``build/cython/<tag>/``: builds for several interpreters at once (tox -p) never
+  write the same file.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
-STAMP = "_extensions.json"
 
 
 def _declared(name: str) -> list[str]:
@@ -49,6 +50,16 @@ def _warn(message: str) -> None:
     print(f"\nWARNING (multiloop-asyncio): {message}\n"
           f"  Installing the pure-Python modules only (they are complete; the compiled ones are faster).\n",
           file=sys.stderr, flush=True)
+
+
+def _tag() -> str:
+    """This interpreter's extension tag, e.g. ``.cpython-314t-x86_64-linux-gnu`` (its .so suffix, less .so)."""
+    import importlib.machinery
+    return importlib.machinery.EXTENSION_SUFFIXES[0].rsplit(".", 1)[0]
+
+
+def _c_dir() -> str:
+    return str(Path("build") / "cython" / _tag().strip("."))
 
 
 def _extensions() -> list:
@@ -81,7 +92,7 @@ def _extensions() -> list:
             # makes a free-threaded interpreter turn the GIL back on when it is imported.
             module_directives = directives | {"freethreading_compatible": name in free_threading}
             out += cythonize([Extension(name, [name.replace(".", "/") + ".py"])],
-                             compiler_directives=module_directives, quiet=True,
+                             compiler_directives=module_directives, quiet=True, build_dir=_c_dir(),
                              # Always: Cython does not track directives, and an in-place tree may hold C
                              # generated for another interpreter with other ones.
                              force=True)
@@ -125,18 +136,14 @@ class OptionalBuildExt(build_ext):
                                "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}
         if not built:
             return
-        package_dir = Path(self.get_ext_fullpath("multiloop.x")).parent
-        stamp = package_dir / STAMP
-        previous = json.loads(stamp.read_text()) if stamp.exists() else {}
-        # One stamp per package directory, shared by the builds for several Pythons (in-place builds).
-        tag = Path(self.get_ext_filename("x")).name[1:]
         try:
             import Cython
             version = Cython.__version__
         except ImportError:
             version = "?"
-        previous[tag] = {"cython": version, "modules": built}
-        stamp.write_text(json.dumps(previous, indent=1, sort_keys=True) + "\n")
+        # One stamp per interpreter tag: in-place builds for several Pythons share the package directory.
+        stamp = Path(self.get_ext_fullpath("multiloop.x")).parent / f"_extensions{_tag()}.json"
+        stamp.write_text(json.dumps({"cython": version, "modules": built}, indent=1, sort_keys=True) + "\n")
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -10,7 +10,7 @@ Facts that shape it:
   nothing, made once per process, before any of them is imported.
 - An in-place build (an editable install) leaves extensions beside sources that keep changing. An extension
   compiled from an older version of its source must never run: ``setup.py`` records the SHA-256 of each
-  source it compiled (``_extensions.json``, per interpreter tag), and a mismatch selects the sources.
+  source it compiled (``_extensions<tag>.json``, one per interpreter tag), and a mismatch selects the sources.
 
 Design: importing this module (``multiloop/__init__`` does it first) decides. The sources are chosen when
 ``MULTILOOP_NO_EXTENSIONS`` is set to anything but ``""``/``0``, when this interpreter has no complete build,
@@ -72,7 +72,6 @@ FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
 
 #: The environment variable that selects the ``.py`` sources (at build time it skips building them).
 ENV = "MULTILOOP_NO_EXTENSIONS"
-_STAMP = "_extensions.json"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -88,18 +87,19 @@ def _extension_tag() -> str:
     return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
+def _stamp_name() -> str:
+    return f"_extensions{_extension_tag().rsplit('.', 1)[0]}.json"
+
+
 def _check_build() -> tuple[bool, str, dict[str, Any]]:
-    """(usable, why, this interpreter's stamp entry) for the extensions beside the sources."""
+    """(usable, why, this interpreter's stamp) for the extensions beside the sources."""
     try:
-        stamps = json.loads((_PACKAGE_DIR / _STAMP).read_text(encoding="utf-8"))
+        built = json.loads((_PACKAGE_DIR / _stamp_name()).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return False, "pure Python: no compiled modules were built for this installation", {}
+        return False, (f"pure Python: no compiled modules were built for this interpreter "
+                       f"({_extension_tag().strip('.')}) in this installation"), {}
     except (OSError, ValueError) as exc:
-        return False, f"pure Python: cannot read {_STAMP} ({exc})", {}
-    tag = _extension_tag()
-    built = stamps.get(tag)
-    if not built:
-        return False, f"pure Python: no compiled modules for this interpreter ({tag.strip('.')})", {}
+        return False, f"pure Python: cannot read {_stamp_name()} ({exc})", {}
     for name in EXTENSION_MODULES:
         entry = built.get("modules", {}).get(name)
         if entry is None:

@@ -90,7 +90,7 @@ def fake_build(tmp_path, monkeypatch, *, modules=compiled.EXTENSION_MODULES, so=
             ext.write_bytes(b"")
         if name in modules:
             built[name] = {"file": ext.name, "source_sha256": hashlib.sha256(src.read_bytes()).hexdigest()}
-    (tmp_path / "_extensions.json").write_text(json.dumps({tag: {"cython": "3.x", "modules": built}}))
+    (tmp_path / compiled._stamp_name()).write_text(json.dumps({"cython": "3.x", "modules": built}))
     monkeypatch.setattr(compiled, "_PACKAGE_DIR", tmp_path)
     return tmp_path
 
@@ -123,13 +123,16 @@ def test_a_missing_extension_file_is_not_used(tmp_path, monkeypatch):
 def test_no_build_at_all(tmp_path, monkeypatch):
     monkeypatch.setattr(compiled, "_PACKAGE_DIR", tmp_path)
     ok, why, _ = compiled._check_build()
-    assert not ok and "no compiled modules were built" in why
+    assert not ok and "no compiled modules were built for this interpreter" in why
 
 
 def test_info_shows_the_hot_path():
-    proc = subprocess.run([sys.executable, "-m", "multiloop", "info"], capture_output=True, text=True, timeout=60)
+    # From the directory holding the imported package, so the subprocess imports the same copy.
+    where = os.path.dirname(os.path.dirname(multiloop.__file__))
+    proc = subprocess.run([sys.executable, "-m", "multiloop", "info"], capture_output=True, text=True, timeout=60,
+                          cwd=where)
     assert proc.returncode == 0, proc.stderr
     assert f"hot path: {compiled.REASON}" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "multiloop", "info", "--json"], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, cwd=where)
     assert json.loads(proc.stdout)["hot_path"]["mode"] == compiled.MODE

@@ -10,7 +10,7 @@ from typing import Any
 def check_available() -> None:
     """SystemExit with a clear message when matplotlib is missing (called before a long run)."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
     except ImportError:
         raise SystemExit("--chart needs matplotlib: pip install 'multiloop-asyncio[bench]' (or matplotlib)") from None
 
@@ -44,9 +44,9 @@ def _rows(doc: dict[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, st
 def draw(doc: dict[str, Any], path: str) -> None:
     """Write ``doc`` (the suite's JSON document) as a PNG chart to ``path``."""
     check_available()
-    import matplotlib
+    import matplotlib  # type: ignore[import-not-found, unused-ignore]
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
 
     labels, loops, values = _rows(doc)
     height = 0.8 / max(1, len(loops))

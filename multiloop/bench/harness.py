@@ -221,7 +221,7 @@ def available_columns() -> tuple[list[Column], dict[str, str]]:
     except ImportError as exc:
         missing["trio-asyncio"] = f"not installed ({exc})"
     try:
-        import uvloop
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
         columns.append(Column("uvloop", "reference", _run_with_factory(uvloop.new_event_loop)))
     except ImportError as exc:
         missing["uvloop"] = f"not installed ({exc})"
@@ -315,7 +315,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        import uvloop
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
         uvloop_version: str | None = uvloop.__version__
     except ImportError:
         uvloop_version = None

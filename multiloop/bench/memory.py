@@ -63,7 +63,7 @@ def _loop_factory(name: str) -> Callable[[], Any]:
     if name == "asyncio":
         return asyncio.new_event_loop
     if name == "uvloop":
-        import uvloop
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
         return uvloop.new_event_loop
     import multiloop
     return multiloop.loop_factory(name)
