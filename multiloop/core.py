@@ -516,7 +516,8 @@ class LoopCore(_CoreState, LoopServices):
         if self._debug:
             self._check_thread()
             handle = _Handle(callback, args, self, context)
-            if handle._source_traceback:
+            if handle._source_traceback and not cython.compiled:
+                # This method's frame (compiled, it has none): the traceback starts at the caller.
                 del handle._source_traceback[-1]
         elif cython.compiled and _FAST:
             handle = ml_new(_Handle, callback, args, self, context, None)  # type: ignore[name-defined]  # noqa: F821
@@ -570,7 +571,7 @@ class LoopCore(_CoreState, LoopServices):
         if self._debug:
             self._check_thread()
             timer = _TimerHandle(when, callback, args, self, context)
-            if timer._source_traceback:
+            if timer._source_traceback and not cython.compiled:
                 # Drop this frame and the call_at/call_later frame: the traceback starts at the caller.
                 del timer._source_traceback[-2:]
         elif cython.compiled and _FAST:
@@ -600,8 +601,8 @@ class LoopCore(_CoreState, LoopServices):
         self._check_closed()
         _check_callback(callback, "call_soon_threadsafe")
         handle: Any = _Handle(callback, args, self, context)
-        if handle._source_traceback:
-            del handle._source_traceback[-1]
+        if handle._source_traceback and not cython.compiled:
+            del handle._source_traceback[-1]  # this method's frame (see call_soon)
         self._ready_append(handle)  # deque.append is atomic
         if cython.compiled:
             # Free-threaded builds: the append is visible before we read the flag (see _compute_timeout).
@@ -618,8 +619,8 @@ class LoopCore(_CoreState, LoopServices):
         task: Any  # the private _source_traceback slot is used
         if self._task_factory is None:
             task = asyncio.Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:
-                del task._source_traceback[-1]
+            if task._source_traceback and not cython.compiled:
+                del task._source_traceback[-1]  # this method's frame (see call_soon)
             return task
         if context is None:
             task = self._task_factory(self, coro)

@@ -76,9 +76,9 @@ def _info(args: argparse.Namespace) -> int:
         table.append([r.name, mark, str(r.priority), *("x" if c in r.capabilities else "-" for c in caps),
                       r.origin, r.reason or ""])
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
-    print(f"multiloop {__version__} on Python {sys.version.split()[0]} ({sys.platform})")
-    print(f"hot path: {hot['reason']}" + ("" if hot["consistent"] else " [modules loaded inconsistently: "
-                                          "see python -m multiloop info --json]"))
+    consistent = "" if hot["consistent"] else " [modules loaded inconsistently: see --json]"
+    print(f"multiloop {__version__} on Python {sys.version.split()[0]} ({sys.platform}); hot path: "
+          f"{hot['reason']}{consistent}")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
