@@ -35,10 +35,12 @@ import types
 import warnings
 import weakref
 from asyncio import events as _aio_events
+from asyncio import tasks as _aio_tasks
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import errors
+from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
 from .backend import ERROR, READ, WRITE, Iteration, Poller
 from .callbacks import CORO_FLAGS as _CORO_FLAGS
 from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
@@ -508,10 +510,11 @@ class LoopCore(LoopServices):
                              context: Any = None) -> asyncio.Handle:
         self._check_closed()
         _check_callback(callback, "call_soon_threadsafe")
-        handle = _Handle(callback, args, self, context)
+        # A handle another thread may cancel while this one runs it (see _threadsafe_handle).
+        handle = _ThreadSafeHandle(callback, args, self, context)
         if handle._source_traceback:
-            del handle._source_traceback[-1]
-        self._ready.append(handle)  # deque.append is atomic
+            del handle._source_traceback[-2:]  # the handle's __init__ and this method
+        self._ready.append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
         if self._may_block:
             self._waker.wake()
         return handle
@@ -519,20 +522,40 @@ class LoopCore(LoopServices):
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
-        self._check_closed()
-        if self._task_factory is None:
-            task = asyncio.Task(coro, loop=self, name=name, context=context)
+    if sys.version_info >= (3, 14):
+        def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            """3.14: every keyword (``name``, ``context``, ``eager_start``, and whatever a task factory
+            accepts) goes to the factory, or to ``asyncio.Task``, unchanged."""
+            self._check_closed()
+            factory = self._task_factory
+            if factory is not None:
+                return factory(self, coro, **kwargs)
+            task = _aio_tasks.Task(coro, loop=self, **kwargs)
             if task._source_traceback:
                 del task._source_traceback[-1]
+            try:
+                return task
+            finally:
+                # An eager task that failed already holds a traceback through this frame: without this the
+                # frame's reference to the task would make a cycle (CPython gh-128552).
+                del task
+    else:
+        def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
+            """3.11-3.13: a task factory is called as ``factory(loop, coro[, context=])`` and the name set
+            on its result afterwards (factories written for those Pythons take no other keywords)."""
+            self._check_closed()
+            if self._task_factory is None:
+                task = _aio_tasks.Task(coro, loop=self, name=name, context=context)
+                if task._source_traceback:
+                    del task._source_traceback[-1]
+                return task
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
             return task
-        if context is None:
-            task = self._task_factory(self, coro)
-        else:
-            task = self._task_factory(self, coro, context=context)
-        if name is not None:
-            task.set_name(name)
-        return task
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         if factory is not None and not callable(factory):

@@ -46,13 +46,15 @@ class Waker:
         return self._rfd
 
     def wake(self) -> None:
+        if self._custom is not None:
+            # The backend coalesces its own wake requests. A flag here, cleared by the waking thread after the
+            # call, would lose a wake: another thread's callback queued after the backend already woke and
+            # went back to waiting, while this thread had not yet cleared the flag, would be skipped.
+            self._custom()
+            return
         if self._pending:
             return
         self._pending = True
-        if self._custom is not None:
-            self._custom()
-            self._pending = False
-            return
         try:
             if self._eventfd:
                 os.eventfd_write(self._wfd, 1)
