@@ -341,6 +341,33 @@ def test_start_tls_sends_plain_bytes_written_before_the_upgrade_first(loop, run,
     run(main())
 
 
+def test_server_stream_start_tls_uses_a_client_hello_already_buffered(loop, run, server_ctx, client_ctx):
+    """The client's first TLS bytes arrived (into the server's StreamReader) before the server called
+    start_tls: the handshake must use them, not wait for them again (CPython gh-142352)."""
+    async def main():
+        async def handler(reader, writer):
+            while not reader._buffer:  # asyncio's StreamReader buffer: wait until the ClientHello is in it
+                await asyncio.sleep(0.005)
+            await writer.start_tls(server_ctx)
+            assert await reader.readline() == b"ping\n"
+            writer.write(b"pong\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handler, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(HOST, port)
+        await writer.start_tls(client_ctx, server_hostname="localhost")
+        writer.write(b"ping\n")
+        assert await reader.readline() == b"pong\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
 def test_start_tls_gives_up_when_the_peer_never_reads_the_plain_data(loop, run, client_ctx):
     async def main():
         sp = Recorder(loop)

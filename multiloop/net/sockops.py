@@ -200,6 +200,8 @@ def _connect_done(fut: asyncio.Future[None], sock: socket.socket, address: Any) 
         fut.set_exception(exc)
     else:
         fut.set_result(None)
+    finally:
+        fut = None  # type: ignore[assignment]  # exc -> traceback -> this frame -> fut -> exc would be a cycle
 
 
 def _accept_ready(fut: asyncio.Future[Any], sock: socket.socket) -> None:

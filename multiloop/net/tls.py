@@ -113,6 +113,8 @@ class TlsMixin(asyncio.AbstractEventLoop):
         )
 
         transport.pause_reading()  # type: ignore[attr-defined]
+        if server_side:
+            adapter.move_buffered_stream_data(ssl_protocol, protocol)
         handles: list[asyncio.Handle] = []
         try:
             try:
