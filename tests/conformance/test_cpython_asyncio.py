@@ -1,6 +1,7 @@
 """CPython's own asyncio test suite (``test.test_asyncio``, from the interpreter running pytest) on every
-multiloop backend under test: one test per (module, backend), each running ``cpython_runner.py`` in a fresh
-subprocess of the same interpreter.
+multiloop backend under test: one test per (module, backend), each running the runner in a fresh
+subprocess of the same interpreter. The runner, its scope table and exclusions ship inside the package
+(``multiloop/kit/conformance/``), so ``python -m multiloop check-backend`` runs them from an installed copy.
 
 Which modules and which of their tests: ``conformance_scope.py`` (scopes ``core`` = issue 2, ``net`` = issue 3,
 ``unix`` = issue 4; ``MULTILOOP_CONFORMANCE=core,net,unix`` or ``all``; default ``core,net,unix``). Exclusions, each
@@ -25,12 +26,11 @@ import time
 import pytest
 from conftest import BACKENDS
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from conformance_scope import parse_scopes, modules_in_scope  # noqa: E402, I001
+from multiloop.kit.conformance.conformance_scope import modules_in_scope, parse_scopes
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-RUNNER = os.path.join(HERE, "cpython_runner.py")
+RUNNER = "multiloop.kit.conformance.cpython_runner"
 SCOPES = parse_scopes(os.environ.get("MULTILOOP_CONFORMANCE"))
 # Seconds for one (module, backend) subprocess; test_tasks is the longest (~20-40 s on a busy machine).
 TIMEOUT = float(os.environ.get("MULTILOOP_CONFORMANCE_TIMEOUT", "240"))
@@ -107,7 +107,7 @@ def conformance_summary(pytestconfig) -> _Summary:
 def _run_module(module: str, backend: str) -> tuple[dict | None, str]:
     fd, out = tempfile.mkstemp(prefix=f"conformance-{module}-{backend}-", suffix=".json")
     os.close(fd)
-    cmd = [sys.executable, RUNNER, "--backend", backend, "--module", module, "--scopes", ",".join(SCOPES),
+    cmd = [sys.executable, "-m", RUNNER, "--backend", backend, "--module", module, "--scopes", ",".join(SCOPES),
            "--json", out]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)

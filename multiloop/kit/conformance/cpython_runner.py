@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Run CPython's own ``test.test_asyncio.<module>`` tests against one multiloop backend, in this process.
 
-    python tests/conformance/cpython_runner.py --backend epoll --module test_tasks [--json out.json]
-    python tests/conformance/cpython_runner.py --backend poll --module test_events --list   # what would run
+    python -m multiloop.kit.conformance.cpython_runner --backend epoll --module test_tasks [--json out.json]
+    python -m multiloop.kit.conformance.cpython_runner --backend poll --module test_events --list
 
 Meant to run in a fresh process (the pytest wrapper starts one per module and backend): it changes
 process-wide asyncio state.
@@ -38,11 +38,9 @@ import threading
 import time
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from multiloop.kit.conformance.conformance_scope import MODULES, NET_APIS, UNIX_APIS, Adapt, parse_scopes
 
-from conformance_scope import MODULES, NET_APIS, UNIX_APIS, Adapt, parse_scopes  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 EXCLUSIONS_FILE = os.path.join(HERE, "exclusions.txt")
 PACKAGE = "test.test_asyncio"
