@@ -7,6 +7,8 @@ Facts:
 - On Linux a path starting with a NUL byte is in the abstract namespace: no file, nothing to clean up.
 - ``cleanup_socket`` (3.13; accepted on every Python): on close, unlink the socket file, but only if it is
   still ours: another server may have replaced it since, which we tell by the inode recorded at bind time.
+  It defaults to True from 3.13 on and to False before, because stock asyncio before 3.13 leaves the file
+  (and 3.11/3.12 code, CPython's own tests among it, removes it itself).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import os
 import socket
 import stat
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +31,9 @@ except ImportError:  # pragma: no cover
 from .server import Server
 
 logger = logging.getLogger("asyncio")
+
+#: Stock asyncio removes the socket file on close from 3.13 on (see the module docstring).
+CLEANUP_SOCKET_DEFAULT = sys.version_info >= (3, 13)
 
 
 def check_not_ssl_socket(sock: Any) -> None:
@@ -87,7 +93,7 @@ class UnixStreamsMixin(asyncio.AbstractEventLoop):
                                  sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
                                  ssl_handshake_timeout: float | None = None,
                                  ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
-                                 cleanup_socket: bool = True) -> Server:
+                                 cleanup_socket: bool = CLEANUP_SOCKET_DEFAULT) -> Server:
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         if ssl_handshake_timeout is not None and not ssl:
