@@ -78,6 +78,7 @@ _live_loops: weakref.WeakSet[LoopCore] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     for loop in list(_live_loops):
         loop._forked = True
+        loop._waker.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
@@ -583,15 +584,17 @@ class LoopCore(LoopServices):
                 raise
             self._always_ready.add(fd)
 
-    def _add_reader(self, fd: int, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
-        return self._add_handler(fd, READ, callback, args)
+    def _add_reader(self, fd: int, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+        return self._add_handler(fd, READ, callback, args, context)
 
-    def _add_writer(self, fd: int, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
-        return self._add_handler(fd, WRITE, callback, args)
+    def _add_writer(self, fd: int, callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+        return self._add_handler(fd, WRITE, callback, args, context)
 
-    def _add_handler(self, fd: int, direction: int, callback: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Handle:
+    def _add_handler(self, fd: int, direction: int, callback: Callable[..., Any], args: tuple[Any, ...],
+                     context: Any = None) -> asyncio.Handle:
+        """``context``: the one the callback runs in (default: a copy of the current one, as stock asyncio)."""
         self._check_closed()
-        handle = _Handle(callback, args, self, None)
+        handle = _Handle(callback, args, self, context)
         entry = self._fds.get(fd)
         if entry is None:
             self._register_interest(fd, None, direction)

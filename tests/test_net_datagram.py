@@ -296,6 +296,33 @@ def test_sendto_on_a_closed_endpoint_is_dropped_quietly(loop, run, caplog):
     run(main())
 
 
+def test_an_unconnected_endpoint_closed_by_error_received_still_sends_until_its_socket_is_gone(loop, run):
+    # Stock asyncio drops writes after close() only on connected endpoints (CPython gh-156920's test).
+    async def main():
+        errors = []
+        lost = loop.create_future()
+
+        class Proto(asyncio.DatagramProtocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def error_received(self, exc):
+                errors.append(exc)
+                self.transport.close()
+
+            def connection_lost(self, exc):
+                lost.set_result(exc)
+
+        tr, _ = await loop.create_datagram_endpoint(Proto, local_addr=(HOST, 0))
+        addr = tr.get_extra_info("sockname")
+        tr.sendto(b"\0" * 70000, addr)  # too big for UDP: EMSGSIZE -> error_received -> close()
+        tr.sendto(b"\0" * 70000, addr)  # closing, socket still there: sent, fails, reported
+        assert await lost is None
+        return len(errors)
+
+    assert run(main()) == 2
+
+
 @pytest.mark.parametrize("bad", ["text", 123, None])
 def test_sendto_refuses_what_is_not_bytes(loop, run, bad):
     async def main():

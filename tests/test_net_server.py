@@ -197,6 +197,41 @@ def test_a_contextvar_set_by_one_connection_is_not_seen_by_the_next(loop, run):
     assert seen == [("factory", start), ("made", "set by a connection")] * 3
 
 
+def test_a_server_connections_callbacks_see_the_context_this_pythons_rule_gives(loop, run):
+    # 3.15+ (CPython gh-140947): every callback of an accepted connection runs in one context, so a variable
+    # a task sets before calling resume_reading() is not seen by connection_lost. Before 3.15 each callback
+    # runs in a copy of the context it was registered from: resume_reading() from that task registers the
+    # reader there, and connection_lost (scheduled by the next read) sees the task's variable.
+    var = contextvars.ContextVar("var", default="unset")
+    seen = {}
+    done = loop.create_future()
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.pause_reading()
+            loop.create_task(self.resume_from_a_task())
+
+        async def resume_from_a_task(self):
+            var.set("set in a task")
+            self.transport.resume_reading()
+
+        def connection_lost(self, exc):
+            seen["lost"] = var.get()
+            done.set_result(None)
+
+    async def main():
+        server = await loop.create_server(Proto, "127.0.0.1", 0)
+        client = await connect(loop, server)
+        client.close()  # EOF reaches the server once it reads again
+        await done
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+    assert seen["lost"] == ("unset" if PY >= (3, 15) else "set in a task")
+
+
 def test_one_detach_too_many_is_an_error_not_a_wait_closed_that_never_returns(loop, run):
     async def main():
         server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)

@@ -17,16 +17,22 @@ asyncio compatibility (CPython 3.13 behaviour on every version): ``connection_lo
 ``connection_made``; OSErrors close the connection quietly (debug log), other exceptions from protocol methods
 also go to the exception handler; writes after the connection is lost are dropped with a warning after
 ``LOG_THRESHOLD_FOR_CONNLOST_WRITES`` of them; ``close`` flushes the buffer first, ``abort`` drops it.
+Contexts: a callback runs in a copy of the context its registration was made in (so ``resume_reading`` called
+from a task makes later ``data_received`` calls see that task's variables), except, from 3.15 on (CPython
+gh-140947), a connection a server accepted: every callback of its protocol runs in the one context the
+connection was accepted in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import itertools
 import logging
 import os
 import socket
+import sys
 import warnings
 from typing import Any
 
@@ -38,6 +44,7 @@ logger = logging.getLogger("asyncio")
 
 # Stock asyncio's constant (asyncio.constants is private): warn after this many writes to a lost connection.
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+_SERVER_CONNECTION_CONTEXT = sys.version_info >= (3, 15)
 READ_BUFFER_SIZE = 256 * 1024
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
@@ -126,13 +133,15 @@ class SocketTransport(asyncio.Transport):
         self._read_eof = False  # the peer's EOF arrived: nothing more to read, ever
         self._empty_waiter: asyncio.Future[None] | None = None
         self._server = server
+        # 3.15: a server connection's callbacks all run in one context (see the module docstring).
+        self._context = contextvars.copy_context() if server is not None and _SERVER_CONNECTION_CONTEXT else None
         self._protocol: Any = None
         self.set_protocol(protocol)
         set_nodelay(sock)
         if server is not None:
             server._attach(self)
         loop._transports[self._sock_fd] = self
-        loop.call_soon(self._start, waiter)
+        loop.call_soon(self._start, waiter, context=self._context)
 
     def _start(self, waiter: asyncio.Future[Any] | None) -> None:
         # One callback instead of stock's three (connection_made, start reading, wake the waiter); an
@@ -146,7 +155,7 @@ class SocketTransport(asyncio.Transport):
                 "message": f"Exception in callback {self._protocol!r}.connection_made()",
                 "exception": exc, "transport": self, "protocol": self._protocol})
         if not self._closing and not self._paused and self._sock is not None:
-            self._loop._add_reader(self._sock_fd, self._read_ready)
+            self._loop._add_reader(self._sock_fd, self._read_ready, context=self._context)
             self._reader_on = True
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -194,7 +203,7 @@ class SocketTransport(asyncio.Transport):
         self._paused = False
         if self._read_eof:
             return  # watching a socket at EOF would report it again, and eof_received() would run twice
-        self._loop._add_reader(self._sock_fd, self._read_ready)
+        self._loop._add_reader(self._sock_fd, self._read_ready, context=self._context)
         self._reader_on = True
         if self._loop.get_debug():
             logger.debug("%r resumes reading", self)
@@ -303,7 +312,7 @@ class SocketTransport(asyncio.Transport):
                 return
             if n:
                 data = memoryview(data)[n:] if type(data) is bytes else bytes(memoryview(data)[n:])
-            self._loop._add_writer(self._sock_fd, self._write_ready)
+            self._loop._add_writer(self._sock_fd, self._write_ready, context=self._context)
             self._writer_on = True
         self._append(data)
         self._maybe_pause_protocol()
@@ -353,7 +362,7 @@ class SocketTransport(asyncio.Transport):
                 chunk, n = memoryview(chunk)[n:], 0
             self._append(chunk)
         if self._buffer:
-            self._loop._add_writer(self._sock_fd, self._write_ready)
+            self._loop._add_writer(self._sock_fd, self._write_ready, context=self._context)
             self._writer_on = True
             self._maybe_pause_protocol()
 
@@ -492,7 +501,7 @@ class SocketTransport(asyncio.Transport):
             self._loop._remove_reader(self._sock_fd)
         if not self._buffer:
             self._conn_lost += 1
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._loop.call_soon(self._call_connection_lost, None, context=self._context)
 
     def abort(self) -> None:
         self._force_close(None)
@@ -518,7 +527,7 @@ class SocketTransport(asyncio.Transport):
                 self._reader_on = False
                 self._loop._remove_reader(self._sock_fd)
         self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         if self._sock is None:
