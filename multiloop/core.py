@@ -13,6 +13,17 @@ Where it is faster than stock asyncio, and why:
   backend, and once per block, instead of on every call.
 - Callback validity checks cost one type test for the common callback types.
 
+Threads (free-threaded 3.14t/3.15t make every race real; tests/test_thread_safety.py checks these):
+- Only ``call_soon_threadsafe`` (and cancelling the handle it returns) may be called from other threads, as
+  in asyncio. It appends to the ready deque (one atomic operation: a per-object lock on free-threaded
+  builds), then reads ``_may_block``, which the loop sets *before* its last look at the deque: either the
+  loop sees the callback, or the caller sees the flag and wakes it (:mod:`multiloop.wakeup`).
+- Everything else (the timer heap, ``_timer_cancelled_count``, the stats counters, the fd table) is touched
+  by the loop's thread only, so needs no lock. ``TimerHandle.cancel`` from another thread is as unsupported
+  as with stock asyncio (a miscount would only delay the heap's clean-up).
+- Process-wide state is thread-safe on its own: the backend registry is built once under a lock, the
+  callback-type cache and the live-loop WeakSet are sets (atomic add, discard and contains).
+
 This module has no networking, subprocess or signal code: those are mixins in their own modules, composed in
 :mod:`multiloop.loop`. They use the "internal registration" methods here (``_add_reader`` and friends),
 which skip the public methods' "fd owned by a transport" check.
