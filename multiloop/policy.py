@@ -28,7 +28,7 @@ _lock = threading.Lock()
 _built: type | None = None
 
 
-def _asyncio_default_policy() -> type:
+def _asyncio_default_policy() -> Any:
     if not POLICIES_DEPRECATED:
         return asyncio.DefaultEventLoopPolicy
     with warnings.catch_warnings():
@@ -54,22 +54,22 @@ def event_loop_policy_class() -> type:
         return _built
 
 
-def _build(base: type) -> type:
+def _build(base: Any) -> type:
     from .api import loop_factory
 
-    def __init__(self: Any, backend: str | None = None, **kwargs: Any) -> None:
-        base.__init__(self)
-        self._factory = loop_factory(backend, **kwargs)
+    class EventLoopPolicy(base):  # type: ignore[misc]
+        """For code that still configures asyncio through policies: every new loop is a multiloop loop on
+        ``backend`` (or the best one here). Policies are deprecated since Python 3.14 and gone in 3.16:
+        prefer ``multiloop.loop_factory()``."""
 
-    def new_event_loop(self: Any) -> asyncio.AbstractEventLoop:
-        return self._factory()
+        def __init__(self, backend: str | None = None, **kwargs: Any) -> None:
+            super().__init__()
+            self._factory = loop_factory(backend, **kwargs)
 
-    return type("EventLoopPolicy", (base,), {
-        "__module__": "multiloop",
-        "__qualname__": "EventLoopPolicy",
-        "__doc__": "For code that still configures asyncio through policies: every new loop is a multiloop "
-                   "loop on ``backend`` (or the best one here). Policies are deprecated since Python 3.14 "
-                   "and gone in 3.16: prefer ``multiloop.loop_factory()``.",
-        "__init__": __init__,
-        "new_event_loop": new_event_loop,
-    })
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            loop: asyncio.AbstractEventLoop = self._factory()
+            return loop
+
+    EventLoopPolicy.__module__ = "multiloop"
+    EventLoopPolicy.__qualname__ = "EventLoopPolicy"
+    return EventLoopPolicy
