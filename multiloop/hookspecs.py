@@ -12,7 +12,7 @@ marked ``@multiloop.hookimpl``; third-party plugins are found through the entry-
 
     @multiloop.hookimpl
     def multiloop_backends():
-        return [multiloop.Backend(name="mine", priority=10, capabilities={"o1"},
+        return [multiloop.Backend(name="mine", priority=10, capabilities=frozenset({"o1"}),
                                   probe=_probe, factory=MyPoller)]
 
 The built-in backends (select, poll, epoll, kqueue) are registered through exactly this hook, so a
@@ -21,7 +21,12 @@ third-party backend is listed, probed and selected exactly like them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    from .backend import Backend
 
 PROJECT = "multiloop"
 
@@ -30,7 +35,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def multiloop_backends() -> list:  # type: ignore[type-arg,empty-body]
+def multiloop_backends() -> list[Backend]:  # type: ignore[empty-body]
     """Return a list of :class:`multiloop.Backend` descriptors this plugin provides.
 
     Called once per registry load. Must be cheap and must not probe the platform (that is what each

@@ -57,7 +57,7 @@ def event_loop_policy_class() -> type:
 def _build(base: Any) -> type:
     from .api import loop_factory
 
-    class EventLoopPolicy(base):  # type: ignore[misc]
+    class EventLoopPolicy(base):
         """For code that still configures asyncio through policies: every new loop is a multiloop loop on
         ``backend`` (or the best one here). Policies are deprecated since Python 3.14 and gone in 3.16:
         prefer ``multiloop.loop_factory()``."""
