@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import errno
 import heapq
 import itertools
 import logging
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import errors
-from .backend import ERROR, READ, WRITE, Iteration, Poller
+from .backend import ERROR, INVALID, READ, WRITE, Iteration, Poller
 from .callbacks import CORO_FLAGS as _CORO_FLAGS
 from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
@@ -54,6 +55,11 @@ logger = logging.getLogger("asyncio")
 MAX_TIMEOUT = 24 * 3600
 # Rebuild the timer heap when more than half of at least this many entries are cancelled.
 _MIN_TIMERS_FOR_CLEANUP = 100
+# Events that are not plain readiness: one test per event on the hot path covers both.
+_ERROR_OR_INVALID = ERROR | INVALID
+# Every this many fd events, check that (a few of) the fds just reported are still open: see _audit.
+_AUDIT_EVERY = 64
+_AUDIT_FDS = 4
 
 _Handle = asyncio.Handle
 _FunctionType = types.FunctionType
@@ -124,7 +130,9 @@ class LoopCore(LoopServices):
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
         self._may_block = False
-        self._stats = [0, 0, 0]  # iterations, callbacks run, fd events dispatched
+        # iterations, callbacks run, fd events dispatched, dead fds dropped, events for unknown fds, and the
+        # fd event count at which _dispatch next audits
+        self._stats = [0, 0, 0, 0, 0, _AUDIT_EVERY]
         self._iteration = _CoreIteration(self)
         self._waker = Waker(self, poller.make_waker())
         self._waker_fd_count = self._waker.fd_count
@@ -141,12 +149,14 @@ class LoopCore(LoopServices):
                 f"running={self.is_running()} closed={self._closed} debug={self._debug}>")
 
     def stats(self) -> LoopStats:
-        """A snapshot of counters for observability (cheap: no per-event cost to keep them)."""
-        it, cbs, evs = self._stats
+        """A snapshot of counters for observability (cheap: no per-event cost to keep them), with the
+        backend's own counters (``Poller.statistics()``) in ``backend_stats``."""
+        it, cbs, evs, dead, stale, _ = self._stats
         return LoopStats(backend=self._backend_name, iterations=it, callbacks=cbs, fd_events=evs,
                          ready=len(self._ready), timers=len(self._scheduled) - self._timer_cancelled_count,
                          cancelled_timers=self._timer_cancelled_count, fds=len(self._fds),
-                         always_ready_fds=len(self._always_ready))
+                         always_ready_fds=len(self._always_ready), dead_fds=dead, stale_fd_events=stale,
+                         backend_stats=LoopStats.freeze(self._poller.statistics()))
 
     # -------------------------------------------------------------------------------------------- checks
     def _check_closed(self) -> None:
@@ -176,9 +186,9 @@ class LoopCore(LoopServices):
     # ------------------------------------------------------------------------------------------- running
     def run_forever(self) -> None:
         with self.enter_running():
-            drive = getattr(self._poller, "drive", None)
-            if drive is not None:
-                drive(self._iteration)
+            poller = self._poller
+            if poller.drives_loop:
+                poller.drive(self._iteration)
             else:
                 run_once = self._run_once
                 while True:
@@ -364,12 +374,27 @@ class LoopCore(LoopServices):
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         fds = self._fds
         append = self._ready.append
-        self._stats[2] += len(events)
+        stats = self._stats
+        count = stats[2] + len(events)
+        stats[2] = count
+        if count >= stats[5]:
+            stats[5] = count + _AUDIT_EVERY
+            events = self._audit(events, count)
+        unknown = None
         for fd, ev in events:
             entry = fds.get(fd)
             if entry is None:
+                # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
+                # level-triggered wait would report it forever. The backend gets rid of it.
+                if unknown is None:
+                    unknown = [fd]
+                else:
+                    unknown.append(fd)
                 continue
-            if ev & ERROR:
+            if ev & _ERROR_OR_INVALID:
+                if ev & INVALID:
+                    self._drop_dead_fd(fd, entry)
+                    continue
                 ev = entry.mask
             if ev & READ:
                 handle = entry.reader
@@ -391,6 +416,67 @@ class LoopCore(LoopServices):
                 append(entry.reader)
             if entry.writer is not None and not entry.writer._cancelled:
                 append(entry.writer)
+        if unknown is not None:
+            stats[4] += len(unknown)
+            self._poller.discard_stale(unknown)
+
+    def _audit(self, events: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
+        """Mark as INVALID the reported fds (a few, rotating) that are not open any more.
+
+        Backends report a closed fd when their kernel does (POLLNVAL, EBADF). epoll cannot: a registration
+        whose fd was closed while a dup() keeps the file open goes on reporting the old number as ready,
+        and a reader still registered under it runs -- and fails -- on every pass, forever. Sampling costs one
+        fstat per few hundred events and bounds such a busy loop to about _AUDIT_EVERY passes; it also
+        protects the loop from a third-party backend that loses POLLNVAL (selectors does)."""
+        fds = self._fds
+        n = len(events)
+        if not n:
+            return events
+        start = count % n
+        checked = 0
+        for i in range(n):
+            fd, ev = events[(start + i) % n]
+            if ev & INVALID or fd not in fds:
+                continue
+            try:
+                os.fstat(fd)
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    events = [(f, INVALID if f == fd else e) for f, e in events]
+            checked += 1
+            if checked == _AUDIT_FDS:
+                break
+        return events
+
+    def _drop_dead_fd(self, fd: int, entry: FdEntry) -> None:
+        """The backend says ``fd`` is not open any more (INVALID): it was closed behind the loop's back,
+        with its reader/writer still registered. Waking the callbacks cannot help (each would meet EBADF,
+        forever), so drop the registration, cancel the callbacks and report it once."""
+        self._stats[3] += 1
+        del self._fds[fd]
+        reader, writer = entry.reader, entry.writer
+        try:
+            self._poller.unregister(fd)
+        except errors.PollerError:
+            pass  # the kernel forgot it already; what matters is that the core and the backend agree
+        callbacks = [h for h in (reader, writer) if h is not None]
+        what = " and ".join(f"{kind} {h!r}" for kind, h in (("reader", reader), ("writer", writer))
+                            if h is not None) or "no callback"
+        context_callbacks = {kind: h._callback for kind, h in (("reader", reader), ("writer", writer))
+                             if h is not None}
+        for handle in callbacks:
+            handle.cancel()
+        exc = errors.BadFdError(
+            f"{self._backend_name}: fd {fd} was closed while still registered with this event loop "
+            f"({what}); its registration was dropped and its callbacks will not run again. Call "
+            f"remove_reader()/remove_writer() before closing an fd the loop watches",
+            backend=self._backend_name, fd=fd, errno=errno.EBADF)
+        context: dict[str, Any] = {"message": str(exc), "exception": exc, "fd": fd,
+                                   "backend": self._backend_name}
+        if callbacks:
+            context["handle"] = callbacks[0]
+        context.update(context_callbacks)
+        self.call_exception_handler(context)
 
     def _run_handle_debug(self, handle: asyncio.Handle) -> None:
         self._current_handle = handle

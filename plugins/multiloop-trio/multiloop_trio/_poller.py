@@ -12,7 +12,9 @@ Facts about trio that shape this module:
   forever; ``trio.lowlevel.notify_closing`` exists for code that closes an fd someone may be waiting on.
   The core always unregisters (we cancel the waiter) before a transport closes its socket.
 - Errors (EBADF, EPERM for regular files, EPOLLERR/HUP) surface as exceptions or as readiness in the waiting
-  task, not at registration time.
+  task, not at registration time. trio's epoll and kqueue managers register with one-shot semantics and,
+  when re-arming fails (the fd was closed behind their back), drop their own record and raise the OSError
+  into the waiting task; a closed fd whose registration vanished with the file is never reported at all.
 - trio runs other tasks whenever a task checkpoints, in the same thread. So while the loop waits, trio code
   may call ``loop.call_soon`` or complete an asyncio future; the core then calls our waker (see
   ``LoopCore.call_soon``), which must go through ``TrioToken.run_sync_soon`` because it may also be called
@@ -36,8 +38,12 @@ Design:
   woken by a watch or the waker), hand the events to the core, re-arm the watches that reported.
 - Registration checks the fd synchronously (``fstat``): a closed fd is ``BadFdError`` at the call that
   introduced it, a regular file or directory ``UnpollableFdError`` (the core treats it as always ready, as
-  select and poll do). Errors that appear later in a watch are reported as ERROR, which wakes every
-  callback of the fd so it meets the error itself -- what poll's POLLNVAL does.
+  select and poll do). An error that appears later in a watch (EBADF: the fd was closed behind the loop's
+  back; ``ClosedResourceError`` from ``notify_closing``) is reported as INVALID, like poll's POLLNVAL: the
+  core drops the registration and reports it once. Reporting ERROR instead would wake the callbacks, re-arm
+  the watch, meet the same error at once, and spin.
+- ``drives_loop`` is True: the core calls ``drive`` from ``run_forever``. ``poll`` exists for callers that
+  use a Poller directly (the backend-author kit does): one short ``trio.run`` per call.
 """
 
 from __future__ import annotations
@@ -57,7 +63,16 @@ import sniffio
 import trio
 import trio.lowlevel as tl
 
-from multiloop import ERROR, READ, WRITE, BadFdError, Iteration, Poller, PollerError, UnpollableFdError
+from multiloop import (
+    INVALID,
+    READ,
+    WRITE,
+    BadFdError,
+    Iteration,
+    Poller,
+    PollerError,
+    UnpollableFdError,
+)
 
 NAME = "trio"
 logger = logging.getLogger("multiloop.trio")
@@ -89,6 +104,7 @@ class TrioPoller(Poller):
     """See the module docstring. One per loop; usable in ``trio.run`` (drive) or in an ``open_loop``."""
 
     name = NAME
+    drives_loop = True
 
     def __init__(self) -> None:
         self._interest: dict[int, int] = {}
@@ -106,6 +122,9 @@ class TrioPoller(Poller):
         self._saved_hooks: Any = None
         self._aio_agens: dict[int, weakref.ref[Any]] = {}
         self._aio_agens_purge_at = 64
+        self._watches_started = 0
+        self._wakeups = 0
+        self._invalid = 0
 
     # ---------------------------------------------------------------------------------- registration
     def register(self, fd: int, events: int) -> None:
@@ -167,6 +186,7 @@ class TrioPoller(Poller):
     def _start_watch(self, fd: int, direction: int) -> None:
         w = _Watch(fd, direction)
         self._watches[fd, direction] = w
+        self._watches_started += 1
         tl.spawn_system_task(self._watch, w, name=f"multiloop-trio watch fd {fd} "
                                                   f"{'read' if direction == READ else 'write'}")
 
@@ -199,11 +219,23 @@ class TrioPoller(Poller):
                                    "%s; the asyncio callback will be called every loop pass", fd,
                                    "readable" if w.direction == READ else "writable")
                     ev = w.direction
-                except (OSError, trio.ClosedResourceError):
-                    ev = ERROR  # EBADF, EPERM, notify_closing: wake every callback of the fd
+                except OSError as exc:
+                    if exc.errno == errno.EPERM:
+                        # The kernel cannot watch this kind of file (/dev/null, character devices that
+                        # fstat cannot tell apart at registration): always ready, as select() says.
+                        ev = w.direction
+                    else:
+                        # EBADF: closed behind the loop's back. Waiting again would fail at once; the core
+                        # drops the fd and reports it.
+                        ev = INVALID
+                        self._invalid += 1
+                except trio.ClosedResourceError:
+                    ev = INVALID  # notify_closing(): somebody is closing the fd
+                    self._invalid += 1
                 except Exception:  # noqa: BLE001 - a system task must not raise; report, do not crash trio
                     logger.exception("multiloop-trio: unexpected error waiting for fd %d", fd)
-                    ev = ERROR
+                    ev = INVALID
+                    self._invalid += 1
                 if w.scope.cancel_called:
                     return  # unregistered while the result was in flight: stale
                 self._events[fd] = self._events.get(fd, 0) | ev
@@ -257,7 +289,17 @@ class TrioPoller(Poller):
 
     def _wake_from_token(self) -> None:
         self._wake_requested = False
+        self._wakeups += 1
         self._wake()
+
+    def statistics(self) -> dict[str, int]:
+        """``registered``: fds watched; ``watch_tasks``: trio tasks waiting now (one per fd and direction,
+        while attached to a run); ``watch_tasks_started``: since creation; ``threadsafe_wakeups``: waits
+        ended through the trio token (call_soon_threadsafe, signals); ``invalid_fds``: waits that failed
+        (fd closed behind the loop's back), reported to the core as INVALID."""
+        return {"registered": len(self._interest), "watch_tasks": len(self._watches),
+                "watch_tasks_started": self._watches_started, "threadsafe_wakeups": self._wakeups,
+                "invalid_fds": self._invalid}
 
     async def _block(self, timeout: float | None) -> None:
         if timeout is None:
