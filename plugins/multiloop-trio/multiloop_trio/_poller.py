@@ -15,6 +15,10 @@ Facts about trio that shape this module:
   task, not at registration time. trio's epoll and kqueue managers register with one-shot semantics and,
   when re-arming fails (the fd was closed behind their back), drop their own record and raise the OSError
   into the waiting task; a closed fd whose registration vanished with the file is never reported at all.
+- trio keeps "a run is active in this thread" in thread-local state, and fork() copies the forking thread's
+  state into the child: a child forked inside ``trio.run`` can never call ``trio.run`` again in that thread
+  ("Attempted to call run() from inside a run()"), and there is no public way to reset it. A new thread of
+  the child starts with clean state and can.
 - trio runs other tasks whenever a task checkpoints, in the same thread. So while the loop waits, trio code
   may call ``loop.call_soon`` or complete an asyncio future; the core then calls our waker (see
   ``LoopCore.call_soon``), which must go through ``TrioToken.run_sync_soon`` because it may also be called
@@ -38,10 +42,11 @@ Design:
   woken by a watch or the waker), hand the events to the core, re-arm the watches that reported.
 - Registration checks the fd synchronously (``fstat``): a closed fd is ``BadFdError`` at the call that
   introduced it, a regular file or directory ``UnpollableFdError`` (the core treats it as always ready, as
-  select and poll do). An error that appears later in a watch (EBADF: the fd was closed behind the loop's
-  back; ``ClosedResourceError`` from ``notify_closing``) is reported as INVALID, like poll's POLLNVAL: the
-  core drops the registration and reports it once. Reporting ERROR instead would wake the callbacks, re-arm
-  the watch, meet the same error at once, and spin.
+  select and poll do). EBADF in a watch (the fd was closed behind the loop's back) is reported as INVALID,
+  like poll's POLLNVAL: the core drops the registration and reports it once. Reporting ERROR would wake the
+  callbacks, re-arm the watch, meet the same error at once, and spin. ``ClosedResourceError`` (trio code
+  called ``notify_closing``: the fd is about to be closed, still open) is ERROR: the callbacks run once,
+  and the next wait finds the fd closed. EPERM (a character device epoll refuses) is "always ready".
 - ``drives_loop`` is True: the core calls ``drive`` from ``run_forever``. ``poll`` exists for callers that
   use a Poller directly (the backend-author kit does): one short ``trio.run`` per call.
 """
@@ -64,6 +69,7 @@ import trio
 import trio.lowlevel as tl
 
 from multiloop import (
+    ERROR,
     INVALID,
     READ,
     WRITE,
@@ -91,13 +97,14 @@ def current_poller() -> TrioPoller | None:
 class _Watch:
     """One trio task waiting for one fd in one direction."""
 
-    __slots__ = ("fd", "direction", "scope", "parked")
+    __slots__ = ("fd", "direction", "scope", "parked", "armed")
 
     def __init__(self, fd: int, direction: int) -> None:
         self.fd = fd
         self.direction = direction
         self.scope = trio.CancelScope()
         self.parked: Any = None  # the task, while it waits for re-arming
+        self.armed = False  # has reached trio's wait at least once (trio registered the fd)
 
 
 class TrioPoller(Poller):
@@ -172,10 +179,16 @@ class TrioPoller(Poller):
     async def _poll_main(self, timeout: float | None) -> list[tuple[int, int]]:
         self._attach(None, None, None)
         try:
-            # Let every watch reach its wait and trio look at the kernel once before judging "nothing ready".
-            from trio.testing import wait_all_tasks_blocked
-
-            await wait_all_tasks_blocked()
+            # "Nothing is ready" may only be concluded once trio has looked at the kernel with every watch
+            # registered. trio runs tasks in batches and consults its I/O manager before each batch; a task
+            # it wakes runs in the next batch. So: wait until every watch has made its first call into
+            # trio's wait (which registers the fd before it parks), then checkpoint twice: the first puts
+            # us in the batch after an I/O check, together with the watches that check woke; the second
+            # lets those run (and record readiness) before we look.
+            while not all(w.armed for w in self._watches.values()):
+                await tl.checkpoint()
+            await tl.checkpoint()
+            await tl.checkpoint()
             if not self._events and timeout != 0:
                 await self._block(timeout)
             return self._take_events()[0]
@@ -211,6 +224,7 @@ class TrioPoller(Poller):
         with w.scope:
             while True:
                 try:
+                    w.armed = True
                     await wait(fd)
                     ev = w.direction
                 except trio.BusyResourceError:
@@ -230,8 +244,9 @@ class TrioPoller(Poller):
                         ev = INVALID
                         self._invalid += 1
                 except trio.ClosedResourceError:
-                    ev = INVALID  # notify_closing(): somebody is closing the fd
-                    self._invalid += 1
+                    # notify_closing(): trio code is about to close the fd (still open now). Wake the
+                    # callbacks so they meet what follows; the next wait finds it closed (EBADF, INVALID).
+                    ev = ERROR
                 except Exception:  # noqa: BLE001 - a system task must not raise; report, do not crash trio
                     logger.exception("multiloop-trio: unexpected error waiting for fd %d", fd)
                     ev = INVALID
@@ -525,11 +540,38 @@ def _set_wakeup_fd(fd: int, **kwargs: bool) -> int:
         return signal.set_wakeup_fd(-1)
 
 
+#: (child pid, parent pid) when this process was forked by a thread that was inside ``trio.run``.
+_forked_inside_run: tuple[int, int] | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _forked_inside_run
+    try:
+        tl.current_trio_token()  # the forking thread's state, copied by fork()
+    except RuntimeError:
+        return
+    _forked_inside_run = (os.getpid(), os.getppid())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _refuse_inside_trio(what: str) -> None:
     try:
         tl.current_trio_token()
     except RuntimeError:
         return
+    forked = _forked_inside_run
+    if forked is not None and forked[0] == os.getpid():
+        raise RuntimeError(
+            f"multiloop trio backend: {what} cannot start trio.run in this thread: this process "
+            f"(pid {forked[0]}) was forked from pid {forked[1]} while this thread was inside trio.run, and trio "
+            f"keeps its 'a run is active' state per thread across fork() with no way to reset it. In the "
+            f"child, run the asyncio code in a new thread (threading.Thread(target=multiloop.run, "
+            f"args=(main(),), kwargs={{'backend': 'trio'}})), or on another backend "
+            f"(multiloop.run(main(), backend='poll')), or start the child with exec instead of a bare fork "
+            f"(subprocess, multiprocessing's 'spawn' or 'forkserver' start method)")
     raise RuntimeError(f"multiloop trio backend: {what} cannot start a new trio.run inside a running trio "
                        f"program; use 'async with multiloop_trio.open_loop()' there instead")
 
