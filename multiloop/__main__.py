@@ -2,6 +2,7 @@
 
     python -m multiloop info [--json] [--require CAP ...] [--avoid NAME ...]
     python -m multiloop run MODULE_OR_FILE [--backend NAME] [args...]   # run a script on a multiloop loop
+    python -m multiloop check-backend NAME [--quick] [--json FILE]     # the backend author's kit
 """
 
 from __future__ import annotations
@@ -97,7 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--backend", default=None)
     p_run.add_argument("target")
     p_run.add_argument("args", nargs=argparse.REMAINDER)
+    p_check = sub.add_parser("check-backend", help="check a backend against multiloop's behavioural suite and "
+                                                    "CPython's test_asyncio (the backend author's kit)")
+    from .kit import cli as kit_cli
+
+    kit_cli.add_arguments(p_check)
     args = parser.parse_args(argv)
+    if args.command == "check-backend":
+        return kit_cli.main(args)
     if args.command in (None, "info"):
         if args.command is None:
             args = p_info.parse_args([])

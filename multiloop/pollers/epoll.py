@@ -88,7 +88,7 @@ class EpollPoller(Poller):
             self._epoll.register(fd, events)
         except OSError as exc:
             if exc.errno != errno.EEXIST:
-                raise translate_oserror(exc, NAME, "register", fd) from None
+                raise translate_oserror(exc, self.name, "register", fd) from None
             self._ctl_calls += 1
             self._epoll.modify(fd, events)
         self._interest[fd] = events
@@ -99,7 +99,7 @@ class EpollPoller(Poller):
             self._epoll.modify(fd, events)
         except OSError as exc:
             if exc.errno != errno.ENOENT:
-                raise translate_oserror(exc, NAME, "modify", fd) from None
+                raise translate_oserror(exc, self.name, "modify", fd) from None
             # The file we registered was closed; this fd number now names another file. The old one's
             # registration is gone, or stale if the file lives on through a dup().
             del self._interest[fd]
@@ -115,7 +115,7 @@ class EpollPoller(Poller):
             self._epoll.unregister(fd)
         except OSError as exc:
             if exc.errno not in _GONE:
-                raise translate_oserror(exc, NAME, "unregister", fd) from None
+                raise translate_oserror(exc, self.name, "unregister", fd) from None
             # Closed behind the loop's back: gone from the set, unless a dup() keeps the file alive.
             self._suspect.add(fd)
 

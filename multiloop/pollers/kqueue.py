@@ -283,12 +283,12 @@ class KqueuePoller(Poller):
         try:
             mode = self._fstat(fd).st_mode
         except OSError as exc:
-            raise translate_oserror(exc, NAME, "register", fd) from None
+            raise translate_oserror(exc, self.name, "register", fd) from None
         if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
             raise UnpollableFdError(
-                f"{NAME}: cannot watch fd {fd}: it is a regular file or directory, for which EVFILT_READ never "
+                f"{self.name}: cannot watch fd {fd}: it is a regular file or directory, for which EVFILT_READ never "
                 f"reports end of file; it is treated as always ready, as select() and poll() report it",
-                backend=NAME,
+                backend=self.name,
                 fd=fd,
             )
         try:
@@ -296,9 +296,9 @@ class KqueuePoller(Poller):
         except PollerError as exc:
             if exc.errno == errno.EINVAL and stat.S_ISCHR(mode):
                 raise UnpollableFdError(
-                    f"{NAME}: cannot watch fd {fd}: kqueue does not support this character device (EINVAL); "
+                    f"{self.name}: cannot watch fd {fd}: kqueue does not support this character device (EINVAL); "
                     f"it is treated as always ready, as select() reports /dev/null",
-                    backend=NAME,
+                    backend=self.name,
                     fd=fd,
                     errno=errno.EINVAL,
                 ) from None
@@ -349,12 +349,12 @@ class KqueuePoller(Poller):
         if change.flags & k.ev_delete:
             if exc.errno in _GONE_AT_DELETE:
                 return  # close() already dropped the knote
-            raise translate_oserror(exc, NAME, op, fd) from None
+            raise translate_oserror(exc, self.name, op, fd) from None
         if exc.errno in _PEER_GONE_AT_ADD or (exc.errno == errno.EBADF and self._is_open(fd)):
             direction = READ if change.filter == k.filter_read else WRITE
             self._peer_gone[fd] = self._peer_gone.get(fd, 0) | direction
             return
-        raise translate_oserror(exc, NAME, op, fd) from None
+        raise translate_oserror(exc, self.name, op, fd) from None
 
     def _undo(self, fd: int, done: list[Any]) -> None:
         k = self._k

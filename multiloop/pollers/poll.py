@@ -37,7 +37,7 @@ class PollPoller(Poller):
         self._busy_misses = 0
 
     def register(self, fd: int, events: int) -> None:
-        check_fd_open(fd, NAME, "register")
+        check_fd_open(fd, self.name, "register")
         self._poll.register(fd, events)
         self._registered += 1
 

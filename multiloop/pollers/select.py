@@ -43,10 +43,10 @@ class SelectPoller(Poller):
 
     def register(self, fd: int, events: int) -> None:
         if fd >= FD_SETSIZE:
-            raise FdLimitError(f"{NAME}: cannot watch fd {fd}: select() only handles fds below FD_SETSIZE "
+            raise FdLimitError(f"{self.name}: cannot watch fd {fd}: select() only handles fds below FD_SETSIZE "
                                f"({FD_SETSIZE}); use a backend with the 'unlimited_fds' capability "
-                               f"(poll, epoll)", backend=NAME, fd=fd, errno=errno.EINVAL)
-        check_fd_open(fd, NAME, "register")
+                               f"(poll, epoll)", backend=self.name, fd=fd, errno=errno.EINVAL)
+        check_fd_open(fd, self.name, "register")
         self._set(fd, events)
 
     def modify(self, fd: int, events: int) -> None:
