@@ -1,6 +1,6 @@
 """Load generator for the echo benchmarks: a separate process, standard library only, no asyncio.
 
-Why a second process: the number we want is the *server's* cost per request (DESIGN.md: user CPU of the
+Why a second process: the number we want is the *server's* cost per request (the user CPU of the
 server's loop thread), and the same client must load every loop identically. A client inside the loop under
 test would add its own loop cost to the server's and make a fast loop look fast twice. This client is the
 same for every column: non-blocking sockets on the platform's default selector, ``conns`` connections, each

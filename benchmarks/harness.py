@@ -119,7 +119,7 @@ class Benchmark:
     unit: str
     description: str
     group: str = "core"  # "core" or "io"
-    # I/O benchmarks also report the loop thread's user CPU per operation (DESIGN.md: "measure user CPU").
+    # I/O benchmarks also report the loop thread's user CPU per operation (kernel time is the same for every loop).
     report_cpu: bool = False
     # Part of a plain ``python -m benchmarks`` run (others only with --only).
     default: bool = True

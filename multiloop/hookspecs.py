@@ -12,7 +12,7 @@ marked ``@multiloop.hookimpl``; third-party plugins are found through the entry-
 
     @multiloop.hookimpl
     def multiloop_backends():
-        return [multiloop.Backend(name="mine", priority=10, capabilities={"o1"},
+        return [multiloop.Backend(name="mine", priority=10, capabilities=frozenset({"o1"}),
                                   probe=_probe, factory=MyPoller)]
 
 The built-in backends (select, poll, epoll, kqueue) are registered through exactly this hook, so a

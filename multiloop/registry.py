@@ -5,6 +5,11 @@ else the highest-priority backend that is eligible for automatic choice, whose p
 required capability and is not avoided (``avoid=`` or ``MULTILOOP_AVOID``). Probing is lazy and cached per
 process, so creating a loop costs one dictionary lookup after the first time.
 
+Every error says where a name came from (``backend=``, ``$MULTILOOP_BACKEND``, ``avoid=``, ``$MULTILOOP_AVOID``)
+and, for a name that is not registered, why: its plugin failed to load (the error), or it belongs to a
+distribution that is not installed (the install command, from ``PLUGIN_HINTS``). Avoiding a backend that is not
+installed is no error: ``MULTILOOP_AVOID=trio`` must not break programs on machines without the trio plugin.
+
 A plugin that fails to import, whose hook raises, or that returns garbage is recorded as broken (name and
 error) and skipped; it never breaks the other backends.
 
@@ -78,6 +83,12 @@ class BrokenPlugin:
     error: str
 
 
+#: Backends that come with a separately installed distribution: the install hint for "backend not found".
+PLUGIN_HINTS = {
+    "trio": "multiloop-asyncio-trio",
+}
+
+
 class Registry:
     """The loaded set of backends. One per process (see :func:`get_registry`); tests may build their own."""
 
@@ -90,6 +101,7 @@ class Registry:
         self._origins: dict[str, str] = {}
         self._backends: dict[str, Backend] = {}
         self._probe_cache: dict[str, str | None] = {}
+        self._warned_avoid: set[str] = set()
         self._lock = threading.Lock()
         for modname in BUILTIN_MODULES:
             module = importlib.import_module(modname)
@@ -181,13 +193,32 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._backends, key=lambda n: (-self._backends[n].priority, n))
 
-    def get(self, name: str) -> Backend:
+    def get(self, name: str, *, source: str = "backend=") -> Backend:
+        """The descriptor of backend ``name``; UnknownBackendError saying why not (``source``: where the name
+        came from, for the message)."""
         try:
             return self._backends[name]
         except KeyError:
-            raise UnknownBackendError(
-                f"unknown multiloop backend {name!r}; available here: {', '.join(self.available_names()) or 'none'}"
-                f" (known: {', '.join(self.names())})", backend=name) from None
+            raise UnknownBackendError(self._unknown_message(name, source), backend=name) from None
+
+    def missing_reason(self, name: str) -> str | None:
+        """Why backend ``name`` is not registered, when that is known: its plugin failed to load (the error),
+        or it comes with a distribution that is not installed (how to install it). None for a name nobody
+        provides."""
+        for broken in self.broken:
+            if broken.name == name:
+                return f"its plugin ({broken.origin}) failed to load: {broken.error}"
+        if name in PLUGIN_HINTS:
+            dist = PLUGIN_HINTS[name]
+            return f"it comes with the {dist} distribution, which is not installed (pip install {dist})"
+        return None
+
+    def _unknown_message(self, name: str, source: str) -> str:
+        available = f"available here: {', '.join(self.available_names()) or 'none'}"
+        why = self.missing_reason(name)
+        if why is not None:
+            return f"multiloop backend {name!r} ({source}) cannot be used: {why}; {available}"
+        return f"unknown multiloop backend {name!r} ({source}); {available} (known: {', '.join(self.names())})"
 
     def probe(self, name: str) -> str | None:
         """None if backend ``name`` can run here, else why not. Cached per process."""
@@ -219,21 +250,23 @@ class Registry:
         return rows
 
     def choose(self, backend: str | None = None, *, require: Iterable[str] = (),
-               avoid: Iterable[str] = (), environ: dict[str, str] | None = None) -> Backend:
-        """Apply the selection rules and return the chosen descriptor, or raise saying why none fits."""
+               avoid: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> Backend:
+        """Apply the selection rules and return the chosen descriptor, or raise saying why none fits.
+
+        ``avoid=`` and ``$MULTILOOP_AVOID`` only concern the automatic choice: a named backend ignores them.
+        A name in them that no plugin provides cannot be picked anyway: from ``$MULTILOOP_AVOID`` it is ignored
+        with a RuntimeWarning (an environment variable must not break every program); from ``avoid=`` it is an
+        UnknownBackendError (a typo in code), except for a backend whose plugin is not installed or failed to
+        load, which a program may well avoid without knowing whether it is installed.
+        """
         env = os.environ if environ is None else environ
         required = check_capability_names(require, "require=")
-        avoided = set(_split_names(avoid)) | set(_split_names(env.get(ENV_AVOID, "")))
-        for avoided_name in avoided:
-            if avoided_name not in self._backends:
-                raise UnknownBackendError(f"avoid= names unknown backend {avoided_name!r}; known: "
-                                          f"{', '.join(self.names())}", backend=avoided_name)
         name = backend if backend is not None else (env.get(ENV_BACKEND) or None)
         if name is not None:
             if not isinstance(name, str):
                 raise TypeError(f"backend must be a backend name (str) or None, not {type(name).__name__}")
             source = "backend=" if backend is not None else f"${ENV_BACKEND}"
-            chosen = self.get(name)
+            chosen = self.get(name, source=source)
             reason = self.probe(name)
             if reason is not None:
                 raise BackendUnavailableError(
@@ -245,13 +278,20 @@ class Registry:
                     f"multiloop backend {name!r} ({source}) lacks required capabilities {sorted(missing)}; it has "
                     f"{sorted(chosen.capabilities)}", backend=name)
             return chosen
+        avoided: dict[str, str] = {}  # name -> where the wish came from
+        for avoided_name in _split_names(env.get(ENV_AVOID, "")):
+            if self._check_avoided(avoided_name, f"${ENV_AVOID}"):
+                avoided[avoided_name] = f"${ENV_AVOID}"
+        for avoided_name in _split_names(avoid):
+            if self._check_avoided(avoided_name, "avoid="):
+                avoided[avoided_name] = "avoid="
         rejected = []
         for candidate in self.names():
             b = self._backends[candidate]
             if not b.auto:
                 rejected.append(f"{candidate}: only used when named")
             elif candidate in avoided:
-                rejected.append(f"{candidate}: avoided")
+                rejected.append(f"{candidate}: avoided ({avoided[candidate]})")
             elif (why := self.probe(candidate)) is not None:
                 rejected.append(f"{candidate}: {why}")
             elif missing := required - b.capabilities:
@@ -259,6 +299,25 @@ class Registry:
             else:
                 return b
         raise NoBackendAvailableError("no multiloop backend fits: " + "; ".join(rejected))
+
+    def _check_avoided(self, name: str, source: str) -> bool:
+        """True if ``name`` is a registered backend; else warn (environment) or raise (code) for a name nobody
+        provides, and accept silently one that is merely not installed or broken."""
+        if name in self._backends:
+            return True
+        if self.missing_reason(name) is not None:
+            return False
+        message = (f"{source} names unknown multiloop backend {name!r}; known: {', '.join(self.names())}")
+        if source == "avoid=":
+            raise UnknownBackendError(message, backend=name)
+        with self._lock:
+            if name in self._warned_avoid:
+                return False
+            self._warned_avoid.add(name)
+        import warnings  # the rare path: only a misspelt $MULTILOOP_AVOID gets here
+
+        warnings.warn(f"{message} (ignored)", RuntimeWarning, stacklevel=4)
+        return False
 
 
 def _culprit(exc: BaseException, impl: HookImpl, wrappers: list[HookImpl]) -> HookImpl:

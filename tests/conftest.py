@@ -1,7 +1,7 @@
 """Shared fixtures: every loop-level test runs once per backend.
 
 Backends under test: ``MULTILOOP_TEST_BACKENDS`` (comma-separated; tox sets it per environment), else every
-backend available on this machine (trio included when multiloop-trio is installed).
+backend available on this machine (trio included when the multiloop-asyncio-trio plugin is installed).
 """
 
 from __future__ import annotations

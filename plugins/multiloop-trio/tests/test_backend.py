@@ -25,7 +25,7 @@ def test_backend_is_listed_with_capabilities_and_origin():
     assert info.available and info.reason is None
     assert not info.auto
     assert info.capabilities == {"unlimited_fds", "fork_safe"}
-    assert info.origin.startswith("multiloop-trio ")
+    assert info.origin.startswith("multiloop-asyncio-trio ")
 
 
 def test_backend_is_never_chosen_automatically():
