@@ -57,8 +57,9 @@ MAX_TIMEOUT = 24 * 3600
 _MIN_TIMERS_FOR_CLEANUP = 100
 # Events that are not plain readiness: one test per event on the hot path covers both.
 _ERROR_OR_INVALID = ERROR | INVALID
-# Every this many fd events, check that (a few of) the fds just reported are still open: see _audit.
-_AUDIT_EVERY = 64
+# Every 2**_AUDIT_SHIFT passes that report fds, check that (a few of) them are still open: see _audit.
+_AUDIT_SHIFT = 6
+_AUDIT_MASK = (1 << _AUDIT_SHIFT) - 1
 _AUDIT_FDS = 4
 
 _Handle = asyncio.Handle
@@ -130,9 +131,9 @@ class LoopCore(LoopServices):
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
         self._may_block = False
-        # iterations, callbacks run, fd events dispatched, dead fds dropped, events for unknown fds, and the
-        # fd event count at which _dispatch next audits
-        self._stats = [0, 0, 0, 0, 0, _AUDIT_EVERY]
+        # iterations, callbacks run, fd events dispatched, dead fds dropped, events for unknown fds
+        self._stats = [0, 0, 0, 0, 0]
+        self._stale_batch: list[tuple[int, int]] | None = None  # the events _discard_stale last handled
         self._iteration = _CoreIteration(self)
         self._waker = Waker(self, poller.make_waker())
         self._waker_fd_count = self._waker.fd_count
@@ -151,7 +152,7 @@ class LoopCore(LoopServices):
     def stats(self) -> LoopStats:
         """A snapshot of counters for observability (cheap: no per-event cost to keep them), with the
         backend's own counters (``Poller.statistics()``) in ``backend_stats``."""
-        it, cbs, evs, dead, stale, _ = self._stats
+        it, cbs, evs, dead, stale = self._stats
         return LoopStats(backend=self._backend_name, iterations=it, callbacks=cbs, fd_events=evs,
                          ready=len(self._ready), timers=len(self._scheduled) - self._timer_cancelled_count,
                          cancelled_timers=self._timer_cancelled_count, fds=len(self._fds),
@@ -375,21 +376,16 @@ class LoopCore(LoopServices):
         fds = self._fds
         append = self._ready.append
         stats = self._stats
-        count = stats[2] + len(events)
-        stats[2] = count
-        if count >= stats[5]:
-            stats[5] = count + _AUDIT_EVERY
-            events = self._audit(events, count)
-        unknown = None
+        stats[2] += len(events)
+        if not stats[0] & 63:  # _AUDIT_MASK, as a constant: this runs on every pass
+            events = self._audit(events, stats[0] >> _AUDIT_SHIFT)
         for fd, ev in events:
             entry = fds.get(fd)
             if entry is None:
                 # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
-                # level-triggered wait would report it forever. The backend gets rid of it.
-                if unknown is None:
-                    unknown = [fd]
-                else:
-                    unknown.append(fd)
+                # level-triggered wait would report it forever. The backend gets rid of it, once per batch.
+                if self._stale_batch is not events:
+                    self._discard_stale(events)
                 continue
             if ev & _ERROR_OR_INVALID:
                 if ev & INVALID:
@@ -416,23 +412,29 @@ class LoopCore(LoopServices):
                 append(entry.reader)
             if entry.writer is not None and not entry.writer._cancelled:
                 append(entry.writer)
-        if unknown is not None:
-            stats[4] += len(unknown)
-            self._poller.discard_stale(unknown)
 
-    def _audit(self, events: list[tuple[int, int]], count: int) -> list[tuple[int, int]]:
+    def _discard_stale(self, events: list[tuple[int, int]]) -> None:
+        """Hand every fd of ``events`` the core has no registration for to the backend, in one call."""
+        self._stale_batch = events
+        fds = self._fds
+        unknown = [fd for fd, _ in events if fd not in fds]
+        self._stats[4] += len(unknown)
+        self._poller.discard_stale(unknown)
+
+    def _audit(self, events: list[tuple[int, int]], rotation: int) -> list[tuple[int, int]]:
         """Mark as INVALID the reported fds (a few, rotating) that are not open any more.
 
         Backends report a closed fd when their kernel does (POLLNVAL, EBADF). epoll cannot: a registration
         whose fd was closed while a dup() keeps the file open goes on reporting the old number as ready,
-        and a reader still registered under it runs -- and fails -- on every pass, forever. Sampling costs one
-        fstat per few hundred events and bounds such a busy loop to about _AUDIT_EVERY passes; it also
-        protects the loop from a third-party backend that loses POLLNVAL (selectors does)."""
+        and a reader still registered under it runs -- and fails -- on every pass, forever. Sampling a few
+        fds every 64th pass costs a bit-test per pass and an fstat per fd sampled, and bounds such a busy loop
+        to about 64 passes; it also protects the loop from a third-party backend that loses POLLNVAL
+        (selectors does). ``rotation`` varies which fds of a long list are sampled."""
         fds = self._fds
         n = len(events)
         if not n:
             return events
-        start = count % n
+        start = rotation % n
         checked = 0
         for i in range(n):
             fd, ev = events[(start + i) % n]
