@@ -62,6 +62,14 @@ def reported(poller: Poller, fd: int, rounds: int = 3, timeout: float = 0.02) ->
     return seen
 
 
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 def _bits(ev: int) -> str:
     names = [n for n, b in (("READ", READ), ("WRITE", WRITE), ("ERROR", ERROR), ("INVALID", INVALID)) if ev & b]
     return "|".join(names) or f"{ev:#x}"
@@ -296,6 +304,8 @@ def poller_fd_limit_matches_its_capabilities(t: Harness) -> None:
     """An fd above 1024 works with 'unlimited_fds'; without it, it is refused with FdLimitError."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     high = 2000
+    while _is_open(high):  # never dup2() over an fd someone else owns
+        high += 1
     if hard != resource.RLIM_INFINITY and hard <= high:
         raise SkipCheck(f"RLIMIT_NOFILE hard limit {hard} does not allow fd {high}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, high + 1), hard))
