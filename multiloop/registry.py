@@ -135,7 +135,10 @@ class Registry:
                 continue
             origin = f"{modname} (${ENV_PLUGINS})"
             try:
-                self.pm.register(importlib.import_module(modname), name=plugin_name)
+                module = importlib.import_module(modname)
+                if self.pm.is_registered(module):
+                    continue  # also installed as an entry point: loaded already
+                self.pm.register(module, name=plugin_name)
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
                 self.broken.append(BrokenPlugin(modname, origin, f"import failed: {type(exc).__name__}: {exc}"))
                 continue

@@ -264,3 +264,21 @@ def test_multiloop_plugins_environment_variable_loads_modules_as_plugins(tmp_pat
     assert reg.get("fromenv").origin == "envplugin_for_test ($MULTILOOP_PLUGINS)"
     assert [b.name for b in reg.broken] == ["no_such_module_for_test"]
     assert "import failed: ModuleNotFoundError" in reg.broken[0].error
+
+
+def test_a_module_both_installed_and_named_in_multiloop_plugins_is_loaded_once(tmp_path, monkeypatch):
+    (tmp_path / "twiceplugin_for_test.py").write_text(
+        "import multiloop\n"
+        "from multiloop.pollers.poll import PollPoller\n"
+        "@multiloop.hookimpl\n"
+        "def multiloop_backends():\n"
+        "    return [multiloop.Backend(name='twice', priority=1, capabilities=frozenset(),\n"
+        "                              probe=lambda: None, factory=PollPoller)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import twiceplugin_for_test
+
+    reg = Registry(environ={})
+    reg.register_plugin(twiceplugin_for_test, name="entrypoint:twice")  # as if installed
+    reg._load_environ_plugins({"MULTILOOP_PLUGINS": "twiceplugin_for_test"})  # and named again
+    reg._collect()
+    assert "twice" in reg.names() and not reg.broken
