@@ -9,6 +9,7 @@ If the inline call says "not numeric" we fall back to the executor, so results a
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -46,7 +47,7 @@ def resolve_numeric(host: Any, port: Any, family: int, type: int, proto: int, fl
         return None
 
 
-async def getaddrinfo(loop: Any, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0,
+async def getaddrinfo(loop: asyncio.AbstractEventLoop, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0,
                       flags: int = 0) -> list[Any]:
     result = resolve_numeric(host, port, family, type, proto, flags)
     if result is not None:

@@ -9,6 +9,7 @@ stock asyncio keeps catching what it caught before.
 from __future__ import annotations
 
 import errno as _errno
+from typing import Any
 
 
 class MultiloopError(Exception):
@@ -48,11 +49,12 @@ class PollerError(BackendError, OSError):
     def __str__(self) -> str:
         return self.message
 
-    def __reduce__(self):  # keep pickling (multiprocessing, executors) working
+    def __reduce__(self) -> tuple[Any, ...]:  # keep pickling (multiprocessing, executors) working
         return (_rebuild_poller_error, (type(self), self.message, self.backend, self.fd, self.errno))
 
 
-def _rebuild_poller_error(cls, message, backend, fd, errno):
+def _rebuild_poller_error(cls: type[PollerError], message: str, backend: str | None, fd: int | None,
+                          errno: int | None) -> PollerError:
     return cls(message, backend=backend, fd=fd, errno=errno)
 
 

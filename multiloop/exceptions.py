@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import traceback
 from typing import Any
@@ -15,7 +16,7 @@ _TRACEBACK_KEYS = {
 }
 
 
-def log_exception_context(loop: Any, context: dict[str, Any], current_handle: Any) -> None:
+def log_exception_context(loop: asyncio.AbstractEventLoop, context: dict[str, Any], current_handle: Any) -> None:
     message = context.get("message") or "Unhandled exception in event loop"
     exception = context.get("exception")
     exc_info: Any = (type(exception), exception, exception.__traceback__) if exception is not None else False

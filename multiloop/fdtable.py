@@ -1,12 +1,42 @@
-"""The core's per-fd record and the conversion of "file-like things" to fds, with errors that say what was
-wrong and which backend was asked."""
+"""The core's fd table: which callbacks wait for which fd, what the backend is told about it, and which
+transport owns it. Also the conversion of "file-like things" to fds, with errors that say what was wrong and
+which backend was asked.
+
+Facts that shape it:
+- One fd has at most one reader and one writer callback (asyncio's rule): adding one replaces and cancels the
+  old handle, removing one direction keeps the other registered. The backend is told the union of the two
+  directions, so a change of one direction is a ``modify``, and the last removal an ``unregister``.
+- A backend refuses fds its kernel interface cannot watch (epoll: a regular file, EPERM) with
+  :class:`~multiloop.errors.UnpollableFdError`. Such an fd is always ready for I/O, which is what select() and
+  poll() report for it; we keep it in :attr:`FdTable.always_ready` and dispatch it on every pass.
+- An fd used by a live transport must not get callbacks from user code (``add_reader`` would steal the
+  transport's events); stock asyncio enforces this through ``loop._transports``. Ownership is recorded here,
+  weakly (a transport dropped by its user is collected and warns "unclosed transport", it does not stay
+  registered), and a closing transport no longer counts.
+- In a process forked from the loop's, an epoll/kqueue object is shared with the parent: unregistering an fd
+  here would remove the *parent's* registration. After a fork the table only forgets, it never tells the
+  backend.
+
+Design: the core owns one :class:`FdTable` (``loop._fdtable``, declared in :mod:`multiloop.seams`) and reads
+:attr:`FdTable.entries` and :attr:`FdTable.always_ready` directly on its hot path; those two containers are
+created once and never rebound.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import errno
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .errors import PollerError
+from .backend import READ, WRITE, Poller
+from .errors import PollerError, UnpollableFdError
+
+if TYPE_CHECKING:
+    from .seams import FdOwner
+
+_Handle = asyncio.Handle
 
 
 class InvalidFdError(PollerError, ValueError):
@@ -16,14 +46,15 @@ class InvalidFdError(PollerError, ValueError):
 class FdEntry:
     """What the loop wants from one fd: the reader and writer handles and the registered READ|WRITE mask.
 
-    ``mask`` can have a direction whose handle is None only transiently; ``_dispatch`` reads these fields
-    directly, which is why this is a slotted class rather than a tuple (no re-allocation on every change)."""
+    ``mask`` can have a direction whose handle is None only transiently; the core's dispatch reads these
+    fields directly, which is why this is a slotted class rather than a tuple (no re-allocation on every
+    change)."""
 
     __slots__ = ("reader", "writer", "mask")
 
     def __init__(self, mask: int) -> None:
-        self.reader = None
-        self.writer = None
+        self.reader: asyncio.Handle | None = None
+        self.writer: asyncio.Handle | None = None
         self.mask = mask
 
     def __repr__(self) -> str:
@@ -48,3 +79,153 @@ def fileobj_to_fd(fileobj: Any, backend: str) -> int:
         raise InvalidFdError(f"{backend}: Invalid file descriptor: {fd} (negative; a closed socket's "
                              f"fileno() is -1)", backend=backend, fd=fd, errno=errno.EBADF)
     return fd
+
+
+class FdTable:
+    """fd -> :class:`FdEntry`, kept in step with the backend's registrations, plus fd ownership.
+
+    Implements :class:`multiloop.seams.FdRegistry`. ``loop`` is only the loop handles are created for;
+    ``check_usable`` raises the loop's "closed"/"forked" error and is called before anything is added.
+    """
+
+    __slots__ = ("entries", "always_ready", "forked", "_owners", "_poller", "_loop", "_backend",
+                 "_check_usable")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, poller: Poller, backend: str,
+                 check_usable: Callable[[], None]) -> None:
+        #: fd -> what is registered for it (read directly by the core's dispatch).
+        self.entries: dict[int, FdEntry] = {}
+        #: fds the backend cannot watch (regular files on epoll): dispatched on every pass.
+        self.always_ready: set[int] = set()
+        #: Set in a forked child: forget registrations without telling the (shared) kernel object.
+        self.forked = False
+        self._owners: weakref.WeakValueDictionary[int, FdOwner] = weakref.WeakValueDictionary()
+        self._poller = poller
+        self._loop = loop
+        self._backend = backend
+        self._check_usable = check_usable
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, fd: object) -> bool:
+        return fd in self.entries
+
+    # ------------------------------------------------------------------------------- registration
+    def add_reader(self, fd: int, callback: Callable[..., object], *args: Any) -> asyncio.Handle:
+        return self._add(fd, READ, callback, args)
+
+    def add_writer(self, fd: int, callback: Callable[..., object], *args: Any) -> asyncio.Handle:
+        return self._add(fd, WRITE, callback, args)
+
+    def remove_reader(self, fd: int) -> bool:
+        return self._remove(fd, READ)
+
+    def remove_writer(self, fd: int) -> bool:
+        return self._remove(fd, WRITE)
+
+    def reader(self, fd: int) -> asyncio.Handle | None:
+        """The handle registered for reading ``fd``, or None."""
+        entry = self.entries.get(fd)
+        return None if entry is None else entry.reader
+
+    def writer(self, fd: int) -> asyncio.Handle | None:
+        """The handle registered for writing ``fd``, or None."""
+        entry = self.entries.get(fd)
+        return None if entry is None else entry.writer
+
+    def _tell_backend(self, fd: int, entry: FdEntry | None, mask: int) -> None:
+        """Tell the poller the new interest ``mask`` for ``fd`` (entry None: not registered yet)."""
+        if fd in self.always_ready:
+            return
+        poller = self._poller
+        try:
+            if entry is None:
+                poller.register(fd, mask)
+            elif mask:
+                poller.modify(fd, mask)
+            else:
+                poller.unregister(fd)
+        except UnpollableFdError:
+            if entry is not None or not mask:
+                raise
+            self.always_ready.add(fd)
+
+    def _add(self, fd: int, direction: int, callback: Callable[..., object],
+             args: tuple[Any, ...]) -> asyncio.Handle:
+        self._check_usable()
+        handle = _Handle(callback, args, self._loop, None)
+        entry = self.entries.get(fd)
+        if entry is None:
+            self._tell_backend(fd, None, direction)
+            entry = self.entries[fd] = FdEntry(direction)
+            old = None
+        else:
+            if not entry.mask & direction:
+                self._tell_backend(fd, entry, entry.mask | direction)
+                entry.mask |= direction
+            old = entry.reader if direction == READ else entry.writer
+        if direction == READ:
+            entry.reader = handle
+        else:
+            entry.writer = handle
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _remove(self, fd: int, direction: int) -> bool:
+        entry = self.entries.get(fd)
+        if entry is None or not entry.mask & direction:
+            return False  # also every call once the loop is closed: the table is empty then
+        if direction == READ:
+            handle, entry.reader = entry.reader, None
+        else:
+            handle, entry.writer = entry.writer, None
+        mask = entry.mask & ~direction
+        entry.mask = mask
+        if not mask:
+            del self.entries[fd]
+        try:
+            if not self.forked:
+                self._tell_backend(fd, entry, mask)
+        finally:
+            if not mask:
+                self.always_ready.discard(fd)
+            if handle is not None:
+                handle.cancel()
+        return handle is not None
+
+    def clear(self) -> None:
+        """Cancel every handle and forget every fd (the loop is closing; the backend is closed after)."""
+        for entry in self.entries.values():
+            if entry.reader is not None:
+                entry.reader.cancel()
+            if entry.writer is not None:
+                entry.writer.cancel()
+        self.entries.clear()
+        self.always_ready.clear()
+
+    # ---------------------------------------------------------------------------------- ownership
+    def claim(self, fd: int, owner: FdOwner) -> None:
+        self.check_unowned(fd)
+        self._owners[fd] = owner
+
+    def release(self, fd: int, owner: FdOwner) -> None:
+        if self._owners.get(fd) is owner:
+            del self._owners[fd]
+
+    def owner(self, fd: int) -> FdOwner | None:
+        """The transport that owns ``fd``, closing or not, or None."""
+        return self._owners.get(fd)
+
+    def check_unowned(self, fd: int, fileobj: Any = None) -> None:
+        owner = self._owners.get(fd)
+        if owner is not None and not owner.is_closing():
+            raise RuntimeError(f"File descriptor {fd if fileobj is None else fileobj!r} is used by transport "
+                               f"{owner!r} (multiloop backend {self._backend})")
+
+    def public_fd(self, fileobj: Any) -> int:
+        """The fd of ``fileobj`` for the public ``add_reader`` & co.: valid, and not owned by a live transport."""
+        fd = fileobj_to_fd(fileobj, self._backend)
+        self.check_unowned(fd, fileobj)
+        return fd

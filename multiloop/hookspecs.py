@@ -34,7 +34,12 @@ are not installed as entry points.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:
+    from .backend import Backend
 
 PROJECT = "multiloop"
 
@@ -43,7 +48,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def multiloop_backends() -> list:  # type: ignore[type-arg,empty-body]
+def multiloop_backends() -> list[Backend]:  # type: ignore[empty-body]
     """Return a list of :class:`multiloop.Backend` descriptors this plugin provides.
 
     Called once per registry load. Must be cheap and must not probe the platform (that is what each

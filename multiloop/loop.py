@@ -1,7 +1,7 @@
 """The event loop class users get: the core plus the networking and Unix feature mixins.
 
-The mixins only use the core's documented internal seams (``_add_reader``/``_remove_reader``/``_add_writer``/
-``_remove_writer``, ``_transports``, ``_check_closed``); none of them knows which backend is waiting.
+The mixins use only what :mod:`multiloop.seams` declares of the core (every part of the class derives from
+``seams.Loop``); none of them knows which backend is waiting.
 """
 
 from __future__ import annotations

@@ -13,16 +13,20 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from .callbacks import check_callback
 from .dns import getaddrinfo as _getaddrinfo
 from .exceptions import log_exception_context
+from .seams import Loop
 
 logger = logging.getLogger("asyncio")
 
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
-class LoopServices(asyncio.AbstractEventLoop):
+
+class LoopServices(Loop):
     """Executors, async generators, exception handling, debug, DNS. State is set up by ``_init_services``."""
 
     _debug: bool
@@ -45,7 +49,8 @@ class LoopServices(asyncio.AbstractEventLoop):
             executor.shutdown(wait=False)
 
     # ------------------------------------------------------------------------------------- executors
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(self, executor: concurrent.futures.Executor | None, func: Callable[[Unpack[_Ts]], _T],
+                        *args: *_Ts) -> asyncio.Future[_T]:
         self._check_closed()
         if self._debug:
             check_callback(func, "run_in_executor")
@@ -76,7 +81,7 @@ class LoopServices(asyncio.AbstractEventLoop):
                 executor.shutdown(wait=True)
             finally:
                 if not self.is_closed():
-                    self.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+                    self.call_soon_threadsafe(_set_result_unless_done, done)
 
         joiner = threading.Thread(target=join, name="multiloop-executor-shutdown")
         joiner.start()
@@ -184,3 +189,8 @@ class LoopServices(asyncio.AbstractEventLoop):
 
     async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
+
+
+def _set_result_unless_done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

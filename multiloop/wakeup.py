@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .seams import FdRegistry
 
 
 class Waker:
-    __slots__ = ("_loop", "_rfd", "_wfd", "_eventfd", "_pending", "_custom")
+    __slots__ = ("_rfd", "_wfd", "_eventfd", "_pending", "_custom")
 
-    def __init__(self, loop: Any, custom: Callable[[], None] | None) -> None:
-        self._loop = loop
+    def __init__(self, fdtable: FdRegistry, custom: Callable[[], None] | None) -> None:
         self._pending = False
         self._custom = custom
         self._rfd = self._wfd = -1
@@ -33,7 +35,7 @@ class Waker:
             self._rfd, self._wfd = os.pipe()
             os.set_blocking(self._rfd, False)
             os.set_blocking(self._wfd, False)
-        loop._add_reader(self._rfd, self._drain)
+        fdtable.add_reader(self._rfd, self._drain)
 
     @property
     def fd_count(self) -> int:

@@ -32,7 +32,7 @@ def test_adding_a_second_reader_replaces_and_cancels_the_first(loop, run, socket
         calls = []
         got = loop.create_future()
         loop.add_reader(a, calls.append, "first")
-        first = loop._fds[a.fileno()].reader
+        first = loop._fdtable.reader(a.fileno())
         loop.add_reader(a, lambda: (calls.append("second"), _drain(a), got.done() or got.set_result(None)))
         assert first.cancelled()
         b.send(b"x")
@@ -110,7 +110,7 @@ def test_closed_fd_number_is_refused_naming_backend_and_fd(loop):
         loop.add_reader(r, lambda: None)
     assert info.value.fd == r and info.value.backend == loop.backend
     assert str(r) in str(info.value) and loop.backend in str(info.value)
-    assert r not in loop._fds  # nothing half-registered
+    assert r not in loop._fdtable  # nothing half-registered
     # and the loop still works
     loop.call_soon(loop.stop)
     loop.run_forever()

@@ -22,30 +22,6 @@ if socket.has_ipv6:
 needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback here")
 
 
-class Client(asyncio.Protocol):
-    def __init__(self):
-        self.transport = None
-        self.data = bytearray()
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.data += data
-
-    def connection_lost(self, exc):
-        self.lost.set_result(exc)
-
-
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
-
-
 async def roundtrip(transport, proto, payload=b"ping"):
     transport.write(payload)
     while len(proto.data) < len(payload):
@@ -61,11 +37,11 @@ def refused_port() -> int:
     return port
 
 
-def test_create_connection_to_a_tcp_server(loop, run):
+def test_create_connection_to_a_tcp_server(loop, run, echo_protocol, client_protocol):
     async def main():
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        server = await loop.create_server(echo_protocol, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(Client, "127.0.0.1", port)
+        transport, proto = await loop.create_connection(client_protocol, "127.0.0.1", port)
         assert transport.get_extra_info("peername") == ("127.0.0.1", port)
         await roundtrip(transport, proto)
         transport.close()
@@ -76,24 +52,24 @@ def test_create_connection_to_a_tcp_server(loop, run):
     run(main())
 
 
-def test_create_connection_refused(loop, run):
+def test_create_connection_refused(loop, run, client_protocol):
     async def main():
         with pytest.raises(ConnectionRefusedError):
-            await loop.create_connection(Client, "127.0.0.1", refused_port())
+            await loop.create_connection(client_protocol, "127.0.0.1", refused_port())
 
     run(main())
 
 
-def test_create_connection_all_errors_raises_an_exception_group(loop, run):
+def test_create_connection_all_errors_raises_an_exception_group(loop, run, client_protocol):
     async def main():
         with pytest.raises(ExceptionGroup) as info:
-            await loop.create_connection(Client, "127.0.0.1", refused_port(), all_errors=True)
+            await loop.create_connection(client_protocol, "127.0.0.1", refused_port(), all_errors=True)
         assert all(isinstance(e, ConnectionRefusedError) for e in info.value.exceptions)
 
     run(main())
 
 
-def test_create_connection_reports_every_address_when_errors_differ(loop, run):
+def test_create_connection_reports_every_address_when_errors_differ(loop, run, client_protocol):
     async def main():
         port = refused_port()
         infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
@@ -112,16 +88,16 @@ def test_create_connection_reports_every_address_when_errors_differ(loop, run):
 
         loop.sock_connect = sock_connect
         with pytest.raises(OSError, match="Multiple exceptions: .*unreachable"):
-            await loop.create_connection(Client, "example.invalid", port)
+            await loop.create_connection(client_protocol, "example.invalid", port)
 
     run(main())
 
 
-def test_create_connection_with_local_addr(loop, run):
+def test_create_connection_with_local_addr(loop, run, echo_protocol, client_protocol):
     async def main():
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        server = await loop.create_server(echo_protocol, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(Client, "127.0.0.1", port, local_addr=("127.0.0.1", 0))
+        transport, proto = await loop.create_connection(client_protocol, "127.0.0.1", port, local_addr=("127.0.0.1", 0))
         assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
         transport.close()
         await proto.lost
@@ -130,7 +106,7 @@ def test_create_connection_with_local_addr(loop, run):
             holder = socket.socket()
             holder.bind(("127.0.0.1", 0))
             try:
-                await loop.create_connection(Client, "127.0.0.1", port, local_addr=holder.getsockname())
+                await loop.create_connection(client_protocol, "127.0.0.1", port, local_addr=holder.getsockname())
             finally:
                 holder.close()
         del taken
@@ -140,11 +116,11 @@ def test_create_connection_with_local_addr(loop, run):
     run(main())
 
 
-def test_create_connection_with_sock(loop, run):
+def test_create_connection_with_sock(loop, run, echo_protocol, client_protocol):
     async def main():
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        server = await loop.create_server(echo_protocol, "127.0.0.1", 0)
         sock = socket.create_connection(server.sockets[0].getsockname())
-        transport, proto = await loop.create_connection(Client, sock=sock)
+        transport, proto = await loop.create_connection(client_protocol, sock=sock)
         assert sock.gettimeout() == 0  # made non-blocking
         await roundtrip(transport, proto)
         transport.close()
@@ -162,22 +138,22 @@ def test_create_connection_with_sock(loop, run):
     ({}, "host and port was not specified and no sock specified"),
     ({"port": 0, "ssl": True}, "You must set server_hostname when using ssl without a host"),
 ])
-def test_create_connection_argument_errors(loop, run, kwargs, message):
+def test_create_connection_argument_errors(loop, run, kwargs, message, client_protocol):
     async def main():
         with pytest.raises(ValueError, match=message):
-            await loop.create_connection(Client, **kwargs)
+            await loop.create_connection(client_protocol, **kwargs)
 
     run(main())
 
 
-def test_create_connection_rejects_sock_with_host_and_datagram_sock(loop, run):
+def test_create_connection_rejects_sock_with_host_and_datagram_sock(loop, run, client_protocol):
     async def main():
         with socket.socket() as s:
             with pytest.raises(ValueError, match="can not be specified at the same time"):
-                await loop.create_connection(Client, "127.0.0.1", 1, sock=s)
+                await loop.create_connection(client_protocol, "127.0.0.1", 1, sock=s)
         with socket.socket(type=socket.SOCK_DGRAM) as s:
             with pytest.raises(ValueError, match="A Stream Socket was expected"):
-                await loop.create_connection(Client, sock=s)
+                await loop.create_connection(client_protocol, sock=s)
 
     run(main())
 
@@ -190,9 +166,9 @@ def test_interleave_alternates_families():
     assert connect_mod.interleave(infos, 2) == [v6[0], v6[1], v4[0], v6[2], v4[1]]
 
 
-def test_happy_eyeballs_moves_on_after_the_delay_and_closes_the_loser(loop, run):
+def test_happy_eyeballs_moves_on_after_the_delay_and_closes_the_loser(loop, run, echo_protocol, client_protocol):
     async def main():
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        server = await loop.create_server(echo_protocol, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port)),
                  (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
@@ -211,7 +187,7 @@ def test_happy_eyeballs_moves_on_after_the_delay_and_closes_the_loser(loop, run)
             await real_connect(sock, address)
 
         loop.sock_connect = sock_connect
-        transport, proto = await loop.create_connection(Client, "example.invalid", port,
+        transport, proto = await loop.create_connection(client_protocol, "example.invalid", port,
                                                         happy_eyeballs_delay=0.01)
         assert transport.get_extra_info("peername") == ("127.0.0.1", port)
         assert hanging and hanging[0].fileno() == -1  # the losing attempt's socket was closed
@@ -224,9 +200,9 @@ def test_happy_eyeballs_moves_on_after_the_delay_and_closes_the_loser(loop, run)
     run(main())
 
 
-def test_happy_eyeballs_starts_the_next_attempt_at_once_when_one_fails(loop, run):
+def test_happy_eyeballs_starts_the_next_attempt_at_once_when_one_fails(loop, run, echo_protocol, client_protocol):
     async def main():
-        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        server = await loop.create_server(echo_protocol, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", refused_port())),
                  (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
@@ -236,7 +212,7 @@ def test_happy_eyeballs_starts_the_next_attempt_at_once_when_one_fails(loop, run
 
         loop.getaddrinfo = fake_getaddrinfo
         # A delay far longer than the test timeout: only "failure starts the next one" can pass.
-        transport, proto = await loop.create_connection(Client, "example.invalid", port,
+        transport, proto = await loop.create_connection(client_protocol, "example.invalid", port,
                                                         happy_eyeballs_delay=3600)
         assert transport.get_extra_info("peername")[1] == port
         transport.close()
@@ -247,17 +223,17 @@ def test_happy_eyeballs_starts_the_next_attempt_at_once_when_one_fails(loop, run
     run(main())
 
 
-def test_happy_eyeballs_all_failing_reports_all_errors(loop, run):
+def test_happy_eyeballs_all_failing_reports_all_errors(loop, run, client_protocol):
     async def main():
         with pytest.raises(ConnectionRefusedError):
-            await loop.create_connection(Client, "127.0.0.1", refused_port(), happy_eyeballs_delay=0.01)
+            await loop.create_connection(client_protocol, "127.0.0.1", refused_port(), happy_eyeballs_delay=0.01)
 
     run(main())
 
 
-def test_create_server_port_zero_and_host_list_binds_each_once(loop, run):
+def test_create_server_port_zero_and_host_list_binds_each_once(loop, run, echo_protocol):
     async def main():
-        server = await loop.create_server(Echo, ["127.0.0.1", "127.0.0.1"], 0)
+        server = await loop.create_server(echo_protocol, ["127.0.0.1", "127.0.0.1"], 0)
         assert len(server.sockets) == 1
         server.close()
         await server.wait_closed()
@@ -266,16 +242,16 @@ def test_create_server_port_zero_and_host_list_binds_each_once(loop, run):
 
 
 @needs_ipv6
-def test_create_server_on_all_families_sets_ipv6_only(loop, run):
+def test_create_server_on_all_families_sets_ipv6_only(loop, run, echo_protocol, client_protocol):
     async def main():
-        server = await loop.create_server(Echo, ["127.0.0.1", "::1"], 0)
+        server = await loop.create_server(echo_protocol, ["127.0.0.1", "::1"], 0)
         families = sorted(s.family for s in server.sockets)
         assert families == sorted([socket.AF_INET, socket.AF_INET6])
         for s in server.sockets:
             if s.family == socket.AF_INET6:
                 assert s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
         port = server.sockets[0].getsockname()[1]
-        transport, proto = await loop.create_connection(Client, "::1", server.sockets[1].getsockname()[1])
+        transport, proto = await loop.create_connection(client_protocol, "::1", server.sockets[1].getsockname()[1])
         await roundtrip(transport, proto)
         transport.close()
         await proto.lost
@@ -286,9 +262,9 @@ def test_create_server_on_all_families_sets_ipv6_only(loop, run):
     run(main())
 
 
-def test_create_server_family_and_socket_options(loop, run):
+def test_create_server_family_and_socket_options(loop, run, echo_protocol):
     async def main():
-        server = await loop.create_server(Echo, "127.0.0.1", 0, family=socket.AF_INET, reuse_port=True,
+        server = await loop.create_server(echo_protocol, "127.0.0.1", 0, family=socket.AF_INET, reuse_port=True,
                                           keep_alive=True, backlog=5)
         sock = server.sockets[0]
         assert sock.family == socket.AF_INET
@@ -301,12 +277,12 @@ def test_create_server_family_and_socket_options(loop, run):
     run(main())
 
 
-def test_create_server_with_sock(loop, run):
+def test_create_server_with_sock(loop, run, echo_protocol, client_protocol):
     async def main():
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
-        server = await loop.create_server(Echo, sock=sock)
-        transport, proto = await loop.create_connection(Client, *sock.getsockname())
+        server = await loop.create_server(echo_protocol, sock=sock)
+        transport, proto = await loop.create_connection(client_protocol, *sock.getsockname())
         await roundtrip(transport, proto)
         transport.close()
         await proto.lost
@@ -317,14 +293,14 @@ def test_create_server_with_sock(loop, run):
     run(main())
 
 
-def test_create_server_bind_error_names_the_address(loop, run):
+def test_create_server_bind_error_names_the_address(loop, run, echo_protocol):
     async def main():
         holder = socket.socket()
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         try:
             with pytest.raises(OSError, match="error while attempting to bind on address") as info:
-                await loop.create_server(Echo, "127.0.0.1", holder.getsockname()[1], reuse_address=False)
+                await loop.create_server(echo_protocol, "127.0.0.1", holder.getsockname()[1], reuse_address=False)
             assert info.value.errno == errno.EADDRINUSE
         finally:
             holder.close()
@@ -338,21 +314,21 @@ def test_create_server_bind_error_names_the_address(loop, run):
     ({"host": "127.0.0.1", "port": 0, "ssl_shutdown_timeout": 1}, ValueError, "only meaningful with ssl"),
     ({}, ValueError, "Neither host/port nor sock were specified"),
 ])
-def test_create_server_argument_errors(loop, run, kwargs, exc, message):
+def test_create_server_argument_errors(loop, run, kwargs, exc, message, echo_protocol):
     async def main():
         with pytest.raises(exc, match=message):
-            await loop.create_server(Echo, **kwargs)
+            await loop.create_server(echo_protocol, **kwargs)
 
     run(main())
 
 
-def test_connect_accepted_socket(loop, run):
+def test_connect_accepted_socket(loop, run, echo_protocol):
     async def main():
         listener = socket.create_server(("127.0.0.1", 0))
         client = socket.create_connection(listener.getsockname())
         accepted, _ = listener.accept()
         listener.close()
-        transport, proto = await loop.connect_accepted_socket(Echo, accepted)
+        transport, proto = await loop.connect_accepted_socket(echo_protocol, accepted)
         client.setblocking(False)
         await loop.sock_sendall(client, b"accepted")
         assert await loop.sock_recv(client, 100) == b"accepted"
@@ -360,7 +336,7 @@ def test_connect_accepted_socket(loop, run):
         client.close()
         with socket.socket(type=socket.SOCK_DGRAM) as udp:
             with pytest.raises(ValueError, match="A Stream Socket was expected"):
-                await loop.connect_accepted_socket(Echo, udp)
+                await loop.connect_accepted_socket(echo_protocol, udp)
         await asyncio.sleep(0)
 
     run(main())

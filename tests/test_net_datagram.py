@@ -23,75 +23,27 @@ def ipv6_available() -> bool:
         return False
 
 
-class Endpoint(asyncio.DatagramProtocol):
-    """Records datagrams and errors; ``next()`` waits for the next datagram."""
-
-    def __init__(self, loop, echo=False):
-        self.loop = loop
-        self.echo = echo
-        self.transport = None
-        self.received: list[tuple[bytes, object]] = []
-        self.errors: list[Exception] = []
-        self.events: list[str] = []
-        self.lost = loop.create_future()
-        self._waiter = None
-
-    def connection_made(self, transport):
-        self.events.append("made")
-        self.transport = transport
-
-    def datagram_received(self, data, addr):
-        assert type(data) is bytes
-        self.received.append((data, addr))
-        if self.echo:
-            self.transport.sendto(b"echo:" + data, addr)
-        self._wake()
-
-    def error_received(self, exc):
-        self.errors.append(exc)
-        self._wake()
-
-    def pause_writing(self):
-        self.events.append("pause")
-
-    def resume_writing(self):
-        self.events.append("resume")
-
-    def connection_lost(self, exc):
-        self.events.append("lost")
-        self.lost.set_result(exc)
-
-    def _wake(self):
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def wait_for(self, predicate):
-        while not predicate():
-            self._waiter = self.loop.create_future()
-            await self._waiter
-
-
 async def close(*transports):
     for tr in transports:
         tr.close()
     for tr in transports:
         proto = tr.get_protocol()
-        if proto is not None and isinstance(proto, Endpoint):
+        if proto is not None and hasattr(proto, "lost"):
             await proto.lost
 
 
 # --------------------------------------------------------------------------------------- round trips
 @pytest.mark.parametrize("family, host", [(socket.AF_INET, HOST), (socket.AF_INET6, "::1")])
-def test_udp_round_trip(loop, run, family, host):
+def test_udp_round_trip(loop, run, family, host, recorder):
     if family == socket.AF_INET6 and not ipv6_available():
         pytest.skip("no IPv6 on this machine")
 
     async def main():
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Endpoint(loop, echo=True),
+        s_tr, server = await loop.create_datagram_endpoint(lambda: recorder(echo=True),
                                                            local_addr=(host, 0), family=family)
         assert server.events == ["made"] and server.transport is s_tr
         addr = s_tr.get_extra_info("sockname")
-        c_tr, client = await loop.create_datagram_endpoint(lambda: Endpoint(loop), remote_addr=addr[:2])
+        c_tr, client = await loop.create_datagram_endpoint(recorder, remote_addr=addr[:2])
         c_tr.sendto(b"hello")
         await client.wait_for(lambda: client.received)
         assert client.received[0][0] == b"echo:hello"
@@ -101,12 +53,12 @@ def test_udp_round_trip(loop, run, family, host):
     run(main())
 
 
-def test_unix_datagram_round_trip(loop, run, tmp_path):
+def test_unix_datagram_round_trip(loop, run, tmp_path, recorder):
     async def main():
         srv_path, cli_path = str(tmp_path / "srv"), str(tmp_path / "cli")
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Endpoint(loop, echo=True),
+        s_tr, server = await loop.create_datagram_endpoint(lambda: recorder(echo=True),
                                                            local_addr=srv_path, family=socket.AF_UNIX)
-        c_tr, client = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=cli_path,
+        c_tr, client = await loop.create_datagram_endpoint(recorder, local_addr=cli_path,
                                                            remote_addr=srv_path, family=socket.AF_UNIX)
         c_tr.sendto(b"via unix")
         await client.wait_for(lambda: client.received)
@@ -117,13 +69,13 @@ def test_unix_datagram_round_trip(loop, run, tmp_path):
     run(main())
 
 
-def test_unix_datagram_replaces_a_stale_socket_file(loop, run, tmp_path):
+def test_unix_datagram_replaces_a_stale_socket_file(loop, run, tmp_path, recorder):
     async def main():
         path = str(tmp_path / "stale")
         stale = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         stale.bind(path)
         stale.close()  # the path stays behind
-        tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=path,
+        tr, _ = await loop.create_datagram_endpoint(recorder, local_addr=path,
                                                     family=socket.AF_UNIX)
         assert tr.get_extra_info("sockname") == path
         await close(tr)
@@ -131,12 +83,12 @@ def test_unix_datagram_replaces_a_stale_socket_file(loop, run, tmp_path):
     run(main())
 
 
-def test_unix_datagram_never_removes_a_regular_file(loop, run, tmp_path):
+def test_unix_datagram_never_removes_a_regular_file(loop, run, tmp_path, recorder):
     async def main():
         path = tmp_path / "precious"
         path.write_text("keep me")
         with pytest.raises(OSError):
-            await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=str(path),
+            await loop.create_datagram_endpoint(recorder, local_addr=str(path),
                                                 family=socket.AF_UNIX)
         assert path.read_text() == "keep me"
 
@@ -144,12 +96,12 @@ def test_unix_datagram_never_removes_a_regular_file(loop, run, tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract namespace is Linux only")
-def test_unix_datagram_abstract_namespace(loop, run):
+def test_unix_datagram_abstract_namespace(loop, run, recorder):
     async def main():
         name = f"\0multiloop-test-{os.getpid()}-{id(loop)}"
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=name,
+        s_tr, server = await loop.create_datagram_endpoint(recorder, local_addr=name,
                                                            family=socket.AF_UNIX)
-        c_tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), remote_addr=name,
+        c_tr, _ = await loop.create_datagram_endpoint(recorder, remote_addr=name,
                                                       family=socket.AF_UNIX)
         c_tr.sendto(b"abstract")
         await server.wait_for(lambda: server.received)
@@ -159,11 +111,11 @@ def test_unix_datagram_abstract_namespace(loop, run):
     run(main())
 
 
-def test_endpoint_from_an_existing_socket(loop, run):
+def test_endpoint_from_an_existing_socket(loop, run, recorder):
     async def main():
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((HOST, 0))
-        tr, proto = await loop.create_datagram_endpoint(lambda: Endpoint(loop), sock=sock)
+        tr, proto = await loop.create_datagram_endpoint(recorder, sock=sock)
         assert sock.gettimeout() == 0  # made non-blocking
         assert tr.get_extra_info("sockname") == sock.getsockname()
         assert tr.get_extra_info("peername") is None
@@ -174,9 +126,9 @@ def test_endpoint_from_an_existing_socket(loop, run):
     run(main())
 
 
-def test_transport_types_and_registration(loop, run):
+def test_transport_types_and_registration(loop, run, recorder):
     async def main():
-        tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+        tr, _ = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
         assert isinstance(tr, asyncio.DatagramTransport) and isinstance(tr, asyncio.Transport)
         fd = tr.get_extra_info("socket").fileno()
         with pytest.raises(RuntimeError, match="used by transport"):
@@ -187,11 +139,11 @@ def test_transport_types_and_registration(loop, run):
 
 
 # ----------------------------------------------------------------------------- connected endpoints
-def test_connected_endpoint_refuses_another_destination(loop, run):
+def test_connected_endpoint_refuses_another_destination(loop, run, recorder):
     async def main():
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+        s_tr, server = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
         addr = s_tr.get_extra_info("sockname")
-        c_tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), remote_addr=addr)
+        c_tr, _ = await loop.create_datagram_endpoint(recorder, remote_addr=addr)
         with pytest.raises(ValueError, match="Invalid address"):
             c_tr.sendto(b"x", (HOST, addr[1] + 1 if addr[1] < 65535 else 1))
         c_tr.sendto(b"same address is fine", addr)
@@ -202,14 +154,14 @@ def test_connected_endpoint_refuses_another_destination(loop, run):
     run(main())
 
 
-def test_icmp_refusal_goes_to_error_received(loop, run):
+def test_icmp_refusal_goes_to_error_received(loop, run, recorder):
     async def main():
         # A port with nobody on it: bind, note the port, close.
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         probe.bind((HOST, 0))
         addr = probe.getsockname()
         probe.close()
-        tr, proto = await loop.create_datagram_endpoint(lambda: Endpoint(loop), remote_addr=addr)
+        tr, proto = await loop.create_datagram_endpoint(recorder, remote_addr=addr)
         tr.sendto(b"anyone?")
         await proto.wait_for(lambda: proto.errors)
         assert isinstance(proto.errors[0], ConnectionRefusedError)
@@ -220,12 +172,12 @@ def test_icmp_refusal_goes_to_error_received(loop, run):
 
 
 # ---------------------------------------------------------------------------- buffering, flow control
-def test_sendto_buffers_when_the_kernel_is_full_and_flushes_in_order(loop, run):
+def test_sendto_buffers_when_the_kernel_is_full_and_flushes_in_order(loop, run, recorder):
     async def main():
         # A Unix datagram pair: the sender gets EAGAIN once the unread receiver queue is full.
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         b.setblocking(False)
-        tr, proto = await loop.create_datagram_endpoint(lambda: Endpoint(loop), sock=a)
+        tr, proto = await loop.create_datagram_endpoint(recorder, sock=a)
         tr.set_write_buffer_limits(high=4000, low=1000)
         n = 0
         while tr.get_write_buffer_size() <= 4000:
@@ -247,12 +199,12 @@ def test_sendto_buffers_when_the_kernel_is_full_and_flushes_in_order(loop, run):
     run(main())
 
 
-def test_close_flushes_and_abort_drops_buffered_datagrams(loop, run):
+def test_close_flushes_and_abort_drops_buffered_datagrams(loop, run, recorder):
     async def main():
         for how in ("close", "abort"):
             a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             b.setblocking(False)
-            tr, proto = await loop.create_datagram_endpoint(lambda: Endpoint(loop), sock=a)
+            tr, proto = await loop.create_datagram_endpoint(recorder, sock=a)
             n = 0
             while not tr.get_write_buffer_size():
                 tr.sendto(b"%06d" % n)
@@ -280,13 +232,13 @@ def test_close_flushes_and_abort_drops_buffered_datagrams(loop, run):
     run(main())
 
 
-def test_sendto_on_a_closed_endpoint_is_dropped_quietly(loop, run, caplog):
+def test_sendto_on_a_closed_endpoint_is_dropped_quietly(loop, run, caplog, recorder):
     async def main():
         for remote in (False, True):
             if remote:
-                tr, proto = await loop.create_datagram_endpoint(lambda: Endpoint(loop), remote_addr=(HOST, 9))
+                tr, proto = await loop.create_datagram_endpoint(recorder, remote_addr=(HOST, 9))
             else:
-                tr, proto = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+                tr, proto = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
             await close(tr)
             for _ in range(10):
                 tr.sendto(b"into the void", (HOST, 9))  # no exception
@@ -297,9 +249,9 @@ def test_sendto_on_a_closed_endpoint_is_dropped_quietly(loop, run, caplog):
 
 
 @pytest.mark.parametrize("bad", ["text", 123, None])
-def test_sendto_refuses_what_is_not_bytes(loop, run, bad):
+def test_sendto_refuses_what_is_not_bytes(loop, run, bad, recorder):
     async def main():
-        tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+        tr, _ = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
         with pytest.raises(TypeError, match="bytes-like"):
             tr.sendto(bad, (HOST, 9))
         await close(tr)
@@ -307,10 +259,10 @@ def test_sendto_refuses_what_is_not_bytes(loop, run, bad):
     run(main())
 
 
-def test_empty_datagram_follows_the_running_python(loop, run):
+def test_empty_datagram_follows_the_running_python(loop, run, recorder):
     async def main():
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
-        c_tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop),
+        s_tr, server = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
+        c_tr, _ = await loop.create_datagram_endpoint(recorder,
                                                       remote_addr=s_tr.get_extra_info("sockname"))
         c_tr.sendto(b"")
         c_tr.sendto(b"marker")
@@ -323,11 +275,11 @@ def test_empty_datagram_follows_the_running_python(loop, run):
     run(main())
 
 
-def test_memoryview_and_bytearray_payloads(loop, run):
+def test_memoryview_and_bytearray_payloads(loop, run, recorder):
     async def main():
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+        s_tr, server = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
         addr = s_tr.get_extra_info("sockname")
-        c_tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+        c_tr, _ = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
         c_tr.sendto(bytearray(b"ba"), addr)
         c_tr.sendto(memoryview(b"mv"), addr)
         await server.wait_for(lambda: len(server.received) == 2)
@@ -338,19 +290,19 @@ def test_memoryview_and_bytearray_payloads(loop, run):
 
 
 # ------------------------------------------------------------------------------------------ faults
-def test_exception_in_datagram_received_goes_to_the_handler_and_the_loop_keeps_running(loop, run):
+def test_exception_in_datagram_received_goes_to_the_handler_and_the_loop_keeps_running(loop, run, recorder):
     async def main():
         contexts = []
         loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
 
-        class Faulty(Endpoint):
+        class Faulty(recorder):
             def datagram_received(self, data, addr):
                 super().datagram_received(data, addr)
                 if data == b"boom":
                     raise ZeroDivisionError("protocol bug")
 
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Faulty(loop), local_addr=(HOST, 0))
-        c_tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop),
+        s_tr, server = await loop.create_datagram_endpoint(Faulty, local_addr=(HOST, 0))
+        c_tr, _ = await loop.create_datagram_endpoint(recorder,
                                                       remote_addr=s_tr.get_extra_info("sockname"))
         c_tr.sendto(b"boom")
         await server.wait_for(lambda: server.received)
@@ -364,9 +316,9 @@ def test_exception_in_datagram_received_goes_to_the_handler_and_the_loop_keeps_r
     run(main())
 
 
-def test_abort_calls_connection_lost_once(loop, run):
+def test_abort_calls_connection_lost_once(loop, run, recorder):
     async def main():
-        tr, proto = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+        tr, proto = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
         tr.abort()
         tr.abort()
         tr.close()
@@ -377,10 +329,10 @@ def test_abort_calls_connection_lost_once(loop, run):
     run(main())
 
 
-def test_pause_and_resume_reading(loop, run):
+def test_pause_and_resume_reading(loop, run, recorder):
     async def main():
-        s_tr, server = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
-        c_tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop),
+        s_tr, server = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
+        c_tr, _ = await loop.create_datagram_endpoint(recorder,
                                                       remote_addr=s_tr.get_extra_info("sockname"))
         s_tr.pause_reading()
         assert not s_tr.is_reading()
@@ -449,12 +401,12 @@ def test_no_family_matches_both_addresses(loop, run):
     run(main())
 
 
-def test_allow_broadcast_and_reuse_port_set_their_options(loop, run):
+def test_allow_broadcast_and_reuse_port_set_their_options(loop, run, recorder):
     async def main():
         kwargs = {"allow_broadcast": True}
         if hasattr(socket, "SO_REUSEPORT"):
             kwargs["reuse_port"] = True
-        tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0), **kwargs)
+        tr, _ = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0), **kwargs)
         sock = tr.get_extra_info("socket")
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST)
         if "reuse_port" in kwargs:
@@ -464,11 +416,11 @@ def test_allow_broadcast_and_reuse_port_set_their_options(loop, run):
     run(main())
 
 
-def test_bind_failure_raises_and_leaks_nothing(loop, run):
+def test_bind_failure_raises_and_leaks_nothing(loop, run, recorder):
     async def main():
-        s_tr, _ = await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=(HOST, 0))
+        s_tr, _ = await loop.create_datagram_endpoint(recorder, local_addr=(HOST, 0))
         with pytest.raises(OSError):
-            await loop.create_datagram_endpoint(lambda: Endpoint(loop), local_addr=s_tr.get_extra_info("sockname"))
+            await loop.create_datagram_endpoint(recorder, local_addr=s_tr.get_extra_info("sockname"))
         await close(s_tr)
 
     run(main())

@@ -203,7 +203,7 @@ def test_one_readiness_event_accepts_up_to_backlog_connections(loop, run):
         server = await loop.create_server(lambda: Conn(conns), "127.0.0.1", 0, backlog=2, start_serving=False)
         await server.start_serving()
         listener = server._listeners[0]
-        loop._remove_reader(listener.fd)  # drive the accept callback by hand
+        loop._fdtable.remove_reader(listener.fd)  # drive the accept callback by hand
         clients = []
         for _ in range(3):
             c = socket.socket()

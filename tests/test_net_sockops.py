@@ -10,7 +10,7 @@ import pytest
 
 
 def registered(loop, sock) -> bool:
-    return sock.fileno() in loop._fds
+    return sock.fileno() in loop._fdtable
 
 
 def test_sock_recv_and_sendall(loop, run, socketpair):

@@ -15,7 +15,7 @@ async def upper_line(reader, writer):
     await writer.wait_closed()
 
 
-def test_start_server_and_open_connection(loop, run):
+def test_start_server_and_open_connection(loop, run, aclose):
     async def main():
         server = await asyncio.start_server(upper_line, "127.0.0.1", 0)
         host, port = server.sockets[0].getsockname()
@@ -26,15 +26,12 @@ def test_start_server_and_open_connection(loop, run):
         assert writer.can_write_eof()
         writer.write_eof()
         assert await reader.read() == b""
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
+        await aclose(writer, server)
 
     run(main())
 
 
-def test_streams_move_a_large_payload_with_drain(loop, run):
+def test_streams_move_a_large_payload_with_drain(loop, run, aclose):
     payload = b"0123456789abcdef" * 500_000  # 8 MB: flow control pauses and resumes the writer
 
     async def sink(reader, writer):
@@ -53,10 +50,7 @@ def test_streams_move_a_large_payload_with_drain(loop, run):
             await writer.drain()
         writer.write_eof()
         assert int(await reader.read()) == len(payload)
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
+        await aclose(writer, server)
 
     run(main())
 

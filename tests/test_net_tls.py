@@ -53,53 +53,18 @@ def client_ctx(certs):
     return ssl.create_default_context(cafile=str(certs / "ca.pem"))
 
 
-class Recorder(asyncio.Protocol):
-    """Records what a protocol sees; ``lost`` resolves with connection_lost's argument."""
-
-    def __init__(self, loop):
-        self.transport = None
-        self.data = bytearray()
-        self.made = loop.create_future()
-        self.lost = loop.create_future()
-        self.eof = False
-        self.waiting: tuple[int, asyncio.Future] | None = None
-
-    def connection_made(self, transport):
-        self.transport = transport
-        self.made.set_result(None)
-
-    def data_received(self, data):
-        assert isinstance(data, bytes)
-        self.data += data
-        if self.waiting and len(self.data) >= self.waiting[0] and not self.waiting[1].done():
-            self.waiting[1].set_result(None)
-
-    def eof_received(self):
-        self.eof = True
-
-    def connection_lost(self, exc):
-        self.lost.set_result(exc)
-        if self.waiting and not self.waiting[1].done():
-            self.waiting[1].set_result(None)
-
-    async def until(self, nbytes):
-        if len(self.data) < nbytes:
-            self.waiting = (nbytes, asyncio.get_running_loop().create_future())
-            await self.waiting[1]
-
-
-async def tls_pair(loop, server_ctx, client_ctx, **client_kw):
+async def tls_pair(loop, recorder, server_ctx, client_ctx, **client_kw):
     """A TLS server with one connected client: (server, server protocol, client transport, client proto)."""
-    server_protos: list[Recorder] = []
+    server_protos: list = []
 
     def factory():
-        server_protos.append(Recorder(loop))
+        server_protos.append(recorder())
         return server_protos[-1]
 
     server = await loop.create_server(factory, HOST, 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
     client_kw.setdefault("server_hostname", "localhost")
-    tr, cp = await loop.create_connection(lambda: Recorder(loop), HOST, port, ssl=client_ctx, **client_kw)
+    tr, cp = await loop.create_connection(recorder, HOST, port, ssl=client_ctx, **client_kw)
     await server_protos[0].made
     return server, server_protos[0], tr, cp
 
@@ -111,9 +76,9 @@ async def shut(server, *transports):
     await server.wait_closed()
 
 
-def test_tls_round_trip_both_directions(loop, run, server_ctx, client_ctx):
+def test_tls_round_trip_both_directions(loop, run, server_ctx, client_ctx, recorder):
     async def main():
-        server, sp, tr, cp = await tls_pair(loop, server_ctx, client_ctx)
+        server, sp, tr, cp = await tls_pair(loop, recorder, server_ctx, client_ctx)
         tr.write(b"ping" * 10000)
         await sp.until(40000)
         sp.transport.write(b"pong")
@@ -127,9 +92,9 @@ def test_tls_round_trip_both_directions(loop, run, server_ctx, client_ctx):
     run(main())
 
 
-def test_tls_transport_extra_info(loop, run, server_ctx, client_ctx):
+def test_tls_transport_extra_info(loop, run, server_ctx, client_ctx, recorder):
     async def main():
-        server, sp, tr, cp = await tls_pair(loop, server_ctx, client_ctx)
+        server, sp, tr, cp = await tls_pair(loop, recorder, server_ctx, client_ctx)
         assert tr.get_extra_info("sslcontext") is client_ctx
         assert isinstance(tr.get_extra_info("ssl_object"), ssl.SSLObject)
         assert dict(x[0] for x in tr.get_extra_info("peercert")["subject"])["commonName"] == "localhost"
@@ -147,13 +112,13 @@ def test_tls_transport_extra_info(loop, run, server_ctx, client_ctx):
     run(main())
 
 
-def test_untrusted_certificate_fails_the_handshake(loop, run, server_ctx):
+def test_untrusted_certificate_fails_the_handshake(loop, run, server_ctx, recorder):
     async def main():
-        server = await loop.create_server(lambda: Recorder(loop), HOST, 0, ssl=server_ctx)
+        server = await loop.create_server(recorder, HOST, 0, ssl=server_ctx)
         port = server.sockets[0].getsockname()[1]
         untrusting = ssl.create_default_context()  # system CAs only: our throwaway CA is unknown
         with pytest.raises(ssl.SSLCertVerificationError):
-            await loop.create_connection(lambda: Recorder(loop), HOST, port, ssl=untrusting,
+            await loop.create_connection(recorder, HOST, port, ssl=untrusting,
                                          server_hostname="localhost")
         await shut(server)
 
@@ -161,12 +126,12 @@ def test_untrusted_certificate_fails_the_handshake(loop, run, server_ctx):
     run(main())
 
 
-def test_wrong_hostname_fails_the_handshake(loop, run, server_ctx, client_ctx):
+def test_wrong_hostname_fails_the_handshake(loop, run, server_ctx, client_ctx, recorder):
     async def main():
-        server = await loop.create_server(lambda: Recorder(loop), HOST, 0, ssl=server_ctx)
+        server = await loop.create_server(recorder, HOST, 0, ssl=server_ctx)
         port = server.sockets[0].getsockname()[1]
         with pytest.raises(ssl.SSLCertVerificationError, match="(?i)hostname|match"):
-            await loop.create_connection(lambda: Recorder(loop), HOST, port, ssl=client_ctx,
+            await loop.create_connection(recorder, HOST, port, ssl=client_ctx,
                                          server_hostname="not-the-server.example")
         await shut(server)
 
@@ -174,7 +139,7 @@ def test_wrong_hostname_fails_the_handshake(loop, run, server_ctx, client_ctx):
     run(main())
 
 
-def test_handshake_timeout_aborts_the_connection(loop, run, client_ctx):
+def test_handshake_timeout_aborts_the_connection(loop, run, client_ctx, recorder):
     async def main():
         # A TCP listener that accepts but never speaks TLS.
         listener = socket.socket()
@@ -184,7 +149,7 @@ def test_handshake_timeout_aborts_the_connection(loop, run, client_ctx):
         port = listener.getsockname()[1]
         try:
             with pytest.raises(ConnectionAbortedError, match="handshake"):
-                await loop.create_connection(lambda: Recorder(loop), HOST, port, ssl=client_ctx,
+                await loop.create_connection(recorder, HOST, port, ssl=client_ctx,
                                              server_hostname="localhost", ssl_handshake_timeout=0.05)
         finally:
             conn, _ = await loop.sock_accept(listener)
@@ -194,7 +159,7 @@ def test_handshake_timeout_aborts_the_connection(loop, run, client_ctx):
     run(main())
 
 
-def test_shutdown_timeout_closes_even_if_the_peer_never_answers(loop, run, server_ctx, client_ctx):
+def test_shutdown_timeout_closes_even_if_the_peer_never_answers(loop, run, server_ctx, client_ctx, recorder):
     listener = socket.socket()
     listener.bind((HOST, 0))
     listener.listen()
@@ -211,7 +176,7 @@ def test_shutdown_timeout_closes_even_if_the_peer_never_answers(loop, run, serve
     peer.start()
 
     async def main():
-        tr, cp = await loop.create_connection(lambda: Recorder(loop), HOST, port, ssl=client_ctx,
+        tr, cp = await loop.create_connection(recorder, HOST, port, ssl=client_ctx,
                                               server_hostname="localhost", ssl_shutdown_timeout=0.05)
         tr.close()
         await cp.lost  # reached because of the timeout: the peer never sends close_notify
@@ -238,9 +203,9 @@ def test_non_positive_tls_timeouts_are_refused(loop, run, server_ctx, client_ctx
     run(main())
 
 
-def test_peer_reset_mid_tls_reports_connection_lost(loop, run, server_ctx, client_ctx):
+def test_peer_reset_mid_tls_reports_connection_lost(loop, run, server_ctx, client_ctx, recorder):
     async def main():
-        server, sp, tr, cp = await tls_pair(loop, server_ctx, client_ctx)
+        server, sp, tr, cp = await tls_pair(loop, recorder, server_ctx, client_ctx)
         tr.write(b"hello")
         await sp.until(5)
         # Make the server's close a reset (SO_LINGER 0) and abort: the client sees ECONNRESET, or EOF.
@@ -256,11 +221,11 @@ def test_peer_reset_mid_tls_reports_connection_lost(loop, run, server_ctx, clien
     run(main())
 
 
-def test_start_tls_upgrades_a_plain_connection(loop, run, server_ctx, client_ctx):
+def test_start_tls_upgrades_a_plain_connection(loop, run, server_ctx, client_ctx, recorder):
     async def main():
         upgraded = loop.create_future()
 
-        class Server(Recorder):
+        class Server(recorder):
             def data_received(self, data):
                 super().data_received(data)
                 if bytes(self.data) == b"STARTTLS\n":
@@ -269,10 +234,10 @@ def test_start_tls_upgrades_a_plain_connection(loop, run, server_ctx, client_ctx
                     upgraded.set_result(loop.create_task(
                         loop.start_tls(self.transport, self, server_ctx, server_side=True)))
 
-        sp = Server(loop)
+        sp = Server()
         server = await loop.create_server(lambda: sp, HOST, 0)
         port = server.sockets[0].getsockname()[1]
-        tr, cp = await loop.create_connection(lambda: Recorder(loop), HOST, port)
+        tr, cp = await loop.create_connection(recorder, HOST, port)
         tr.write(b"STARTTLS\n")
         await cp.until(3)
         assert bytes(cp.data) == b"GO\n"
@@ -292,11 +257,11 @@ def test_start_tls_upgrades_a_plain_connection(loop, run, server_ctx, client_ctx
     run(main())
 
 
-def test_start_tls_sends_plain_bytes_written_before_the_upgrade_first(loop, run, server_ctx, client_ctx):
+def test_start_tls_sends_plain_bytes_written_before_the_upgrade_first(loop, run, server_ctx, client_ctx, recorder):
     """A large plain write still buffered when start_tls is called reaches the peer before the handshake."""
     async def main():
         payload = os.urandom(4 * 1024 * 1024)
-        after = Recorder(loop)
+        after = recorder()
         server_tls = loop.create_future()
 
         class PlainReader(asyncio.BufferedProtocol):
@@ -324,7 +289,7 @@ def test_start_tls_sends_plain_bytes_written_before_the_upgrade_first(loop, run,
         reader = PlainReader()
         server = await loop.create_server(lambda: reader, HOST, 0)
         port = server.sockets[0].getsockname()[1]
-        tr, cp = await loop.create_connection(lambda: Recorder(loop), HOST, port)
+        tr, cp = await loop.create_connection(recorder, HOST, port)
         tr.write(payload)
         assert tr.get_write_buffer_size() > 0  # the kernel took only part of it
         tls_tr = await loop.start_tls(tr, cp, client_ctx, server_hostname="localhost")
@@ -341,12 +306,12 @@ def test_start_tls_sends_plain_bytes_written_before_the_upgrade_first(loop, run,
     run(main())
 
 
-def test_start_tls_gives_up_when_the_peer_never_reads_the_plain_data(loop, run, client_ctx):
+def test_start_tls_gives_up_when_the_peer_never_reads_the_plain_data(loop, run, client_ctx, recorder):
     async def main():
-        sp = Recorder(loop)
+        sp = recorder()
         server = await loop.create_server(lambda: sp, HOST, 0)
         port = server.sockets[0].getsockname()[1]
-        tr, cp = await loop.create_connection(lambda: Recorder(loop), HOST, port)
+        tr, cp = await loop.create_connection(recorder, HOST, port)
         await sp.made
         sp.transport.pause_reading()  # the peer stops reading
         tr.write(os.urandom(16 * 1024 * 1024))
@@ -386,19 +351,19 @@ def test_start_tls_refuses_an_unsupported_transport(loop, run, client_ctx):
     run(main())
 
 
-def test_start_tls_failure_closes_the_transport(loop, run, server_ctx):
+def test_start_tls_failure_closes_the_transport(loop, run, server_ctx, recorder):
     async def main():
         sp_made = loop.create_future()
 
-        class Server(Recorder):
+        class Server(recorder):
             def connection_made(self, transport):
                 super().connection_made(transport)
                 sp_made.set_result(loop.create_task(
                     loop.start_tls(transport, self, server_ctx, server_side=True)))
 
-        server = await loop.create_server(lambda: Server(loop), HOST, 0)
+        server = await loop.create_server(lambda: Server(), HOST, 0)
         port = server.sockets[0].getsockname()[1]
-        tr, cp = await loop.create_connection(lambda: Recorder(loop), HOST, port)
+        tr, cp = await loop.create_connection(recorder, HOST, port)
         with pytest.raises(ssl.SSLCertVerificationError):
             await loop.start_tls(tr, cp, ssl.create_default_context(), server_hostname="localhost")
         assert tr.is_closing()
@@ -410,7 +375,7 @@ def test_start_tls_failure_closes_the_transport(loop, run, server_ctx):
     run(main())
 
 
-def test_stream_writer_start_tls(loop, run, server_ctx, client_ctx):
+def test_stream_writer_start_tls(loop, run, server_ctx, client_ctx, aclose):
     async def main():
         async def handle(reader, writer):
             assert await reader.readline() == b"STARTTLS\n"
@@ -431,15 +396,12 @@ def test_stream_writer_start_tls(loop, run, server_ctx, client_ctx):
         await writer.start_tls(client_ctx, server_hostname="localhost")
         writer.write(b"secret\n")
         assert await reader.read() == b"tls:secret\n"
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
+        await aclose(writer, server)
 
     run(main())
 
 
-def test_asyncio_streams_over_tls(loop, run, server_ctx, client_ctx):
+def test_asyncio_streams_over_tls(loop, run, server_ctx, client_ctx, aclose):
     async def main():
         async def handle(reader, writer):
             writer.write(await reader.readexactly(100000))
@@ -453,20 +415,17 @@ def test_asyncio_streams_over_tls(loop, run, server_ctx, client_ctx):
         payload = os.urandom(100000)
         writer.write(payload)
         assert await reader.read() == payload
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
+        await aclose(writer, server)
 
     run(main())
 
 
-def test_unix_socket_tls(loop, run, server_ctx, client_ctx, tmp_path):
+def test_unix_socket_tls(loop, run, server_ctx, client_ctx, tmp_path, recorder):
     async def main():
         path = str(tmp_path / "tls.sock")
-        sp = Recorder(loop)
+        sp = recorder()
         server = await loop.create_unix_server(lambda: sp, path, ssl=server_ctx)
-        tr, cp = await loop.create_unix_connection(lambda: Recorder(loop), path, ssl=client_ctx,
+        tr, cp = await loop.create_unix_connection(recorder, path, ssl=client_ctx,
                                                    server_hostname="localhost")
         tr.write(b"over unix")
         await sp.until(9)
@@ -487,11 +446,11 @@ def data_file(tmp_path):
         yield f, data
 
 
-def test_sendfile_over_tls_uses_the_fallback(loop, run, server_ctx, client_ctx, data_file):
+def test_sendfile_over_tls_uses_the_fallback(loop, run, server_ctx, client_ctx, data_file, recorder):
     f, data = data_file
 
     async def main():
-        server, sp, tr, cp = await tls_pair(loop, server_ctx, client_ctx)
+        server, sp, tr, cp = await tls_pair(loop, recorder, server_ctx, client_ctx)
         tr.set_write_buffer_limits(high=16 * 1024)  # exercise pause/resume during the copy
         tr.write(b"PRE")
         sent = await loop.sendfile(tr, f, 1000, len(data) - 2000)
@@ -507,11 +466,11 @@ def test_sendfile_over_tls_uses_the_fallback(loop, run, server_ctx, client_ctx, 
     run(main())
 
 
-def test_sendfile_over_tls_without_fallback_is_refused(loop, run, server_ctx, client_ctx, data_file):
+def test_sendfile_over_tls_without_fallback_is_refused(loop, run, server_ctx, client_ctx, data_file, recorder):
     f, _ = data_file
 
     async def main():
-        server, sp, tr, cp = await tls_pair(loop, server_ctx, client_ctx)
+        server, sp, tr, cp = await tls_pair(loop, recorder, server_ctx, client_ctx)
         with pytest.raises(RuntimeError, match="fallback is disabled"):
             await loop.sendfile(tr, f, fallback=False)
         assert f.tell() == 0
@@ -521,14 +480,14 @@ def test_sendfile_over_tls_without_fallback_is_refused(loop, run, server_ctx, cl
     run(main())
 
 
-def test_sendfile_over_tls_to_a_peer_that_closes_midway(loop, run, server_ctx, client_ctx, data_file):
+def test_sendfile_over_tls_to_a_peer_that_closes_midway(loop, run, server_ctx, client_ctx, data_file, recorder):
     f, data = data_file
 
     async def main():
-        server, sp, tr, cp = await tls_pair(loop, server_ctx, client_ctx)
+        server, sp, tr, cp = await tls_pair(loop, recorder, server_ctx, client_ctx)
         tr.set_write_buffer_limits(high=4096)
 
-        class Closer(Recorder):
+        class Closer(recorder):
             pass
 
         def close_after_some(data_, _orig=sp.data_received):

@@ -11,49 +11,18 @@ import socket
 import pytest
 
 
-class Recorder(asyncio.Protocol):
-    """Records callbacks in order; ``lost`` resolves with the connection_lost argument."""
+@pytest.fixture
+def make_transport(loop, recorder):
+    """``make_transport(sock, protocol=None, **kw)``: (transport, protocol, creation waiter) for ``sock``, made
+    through the loop's factory; the protocol defaults to a recorder."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.events: list[str] = []
-        self.data = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.lost = loop.create_future()
-        self.got_data = loop.create_future()
-        self.got_eof = loop.create_future()
-        self.keep_open = False
+    def make(sock, protocol=None, **kw):
+        protocol = protocol or recorder()
+        waiter = loop.create_future()
+        transport = loop._make_socket_transport(sock, protocol, waiter, **kw)
+        return transport, protocol, waiter
 
-    def connection_made(self, transport):
-        self.transport = transport
-        self.events.append("made")
-
-    def data_received(self, data):
-        assert type(data) is bytes
-        self.data += data
-        if not self.got_data.done():
-            self.got_data.set_result(None)
-
-    def eof_received(self):
-        self.events.append("eof")
-        self.got_eof.set_result(None)
-        return self.keep_open
-
-    def pause_writing(self):
-        self.events.append("pause")
-
-    def resume_writing(self):
-        self.events.append("resume")
-
-    def connection_lost(self, exc):
-        self.events.append("lost")
-        self.lost.set_result(exc)
-
-
-def make_transport(loop, sock, protocol=None, **kw):
-    protocol = protocol or Recorder(loop)
-    waiter = loop.create_future()
-    transport = loop._make_socket_transport(sock, protocol, waiter, **kw)
-    return transport, protocol, waiter
+    return make
 
 
 async def read_exactly(loop, sock, n):
@@ -83,9 +52,9 @@ def errors(loop):
     return seen
 
 
-def test_connection_made_then_waiter_then_data(loop, run, socketpair):
+def test_connection_made_then_waiter_then_data(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -99,9 +68,9 @@ def test_connection_made_then_waiter_then_data(loop, run, socketpair):
     run(main())
 
 
-def test_write_goes_straight_to_the_socket(loop, run, socketpair):
+def test_write_goes_straight_to_the_socket(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -114,9 +83,9 @@ def test_write_goes_straight_to_the_socket(loop, run, socketpair):
     run(main())
 
 
-def test_write_accepts_bytearray_and_memoryview_and_rejects_str(loop, run, socketpair):
+def test_write_accepts_bytearray_and_memoryview_and_rejects_str(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -131,9 +100,9 @@ def test_write_accepts_bytearray_and_memoryview_and_rejects_str(loop, run, socke
     run(main())
 
 
-def test_buffered_bytearray_is_copied(loop, run, socketpair):
+def test_buffered_bytearray_is_copied(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -150,9 +119,9 @@ def test_buffered_bytearray_is_copied(loop, run, socketpair):
     run(main())
 
 
-def test_large_write_is_buffered_and_flushed_in_order(loop, run, socketpair):
+def test_large_write_is_buffered_and_flushed_in_order(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
     payload = bytes(range(256)) * 20_000  # 5 MB, more than any socket buffer
 
     async def main():
@@ -168,9 +137,9 @@ def test_large_write_is_buffered_and_flushed_in_order(loop, run, socketpair):
     run(main())
 
 
-def test_writelines_sends_every_chunk_in_order(loop, run, socketpair):
+def test_writelines_sends_every_chunk_in_order(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
     chunks = [b"a" * 100_000, bytearray(b"b" * 300_000), memoryview(b"c" * 2_000_000), b"", b"end"]
 
     async def main():
@@ -185,9 +154,9 @@ def test_writelines_sends_every_chunk_in_order(loop, run, socketpair):
     run(main())
 
 
-def test_writelines_copies_what_it_buffers_from_mutable_chunks(loop, run, socketpair):
+def test_writelines_copies_what_it_buffers_from_mutable_chunks(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -207,9 +176,9 @@ def test_writelines_copies_what_it_buffers_from_mutable_chunks(loop, run, socket
     run(main())
 
 
-def test_flow_control_pauses_above_high_and_resumes_at_low_water(loop, run, socketpair):
+def test_flow_control_pauses_above_high_and_resumes_at_low_water(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -229,9 +198,9 @@ def test_flow_control_pauses_above_high_and_resumes_at_low_water(loop, run, sock
     run(main())
 
 
-def test_write_buffer_limits_are_validated(loop, run, socketpair):
+def test_write_buffer_limits_are_validated(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -246,14 +215,14 @@ def test_write_buffer_limits_are_validated(loop, run, socketpair):
     run(main())
 
 
-def test_pause_writing_exception_goes_to_exception_handler(loop, run, socketpair, errors):
+def test_pause_writing_exception_goes_to_exception_handler(loop, run, socketpair, errors, recorder, make_transport):
     a, b = socketpair()
 
-    class Bad(Recorder):
+    class Bad(recorder):
         def pause_writing(self):
             raise ZeroDivisionError
 
-    transport, proto, waiter = make_transport(loop, a, Bad(loop))
+    transport, proto, waiter = make_transport(a, Bad())
 
     async def main():
         await waiter
@@ -267,9 +236,9 @@ def test_pause_writing_exception_goes_to_exception_handler(loop, run, socketpair
     run(main())
 
 
-def test_pause_and_resume_reading(loop, run, socketpair):
+def test_pause_and_resume_reading(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -291,9 +260,9 @@ def test_pause_and_resume_reading(loop, run, socketpair):
     run(main())
 
 
-def test_peer_eof_closes_the_transport_by_default(loop, run, socketpair):
+def test_peer_eof_closes_the_transport_by_default(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -304,11 +273,11 @@ def test_peer_eof_closes_the_transport_by_default(loop, run, socketpair):
     run(main())
 
 
-def test_eof_received_returning_true_keeps_the_write_side_open(loop, run, socketpair):
+def test_eof_received_returning_true_keeps_the_write_side_open(loop, run, socketpair, recorder, make_transport):
     a, b = socketpair()
-    proto = Recorder(loop)
+    proto = recorder()
     proto.keep_open = True
-    transport, proto, waiter = make_transport(loop, a, proto)
+    transport, proto, waiter = make_transport(a, proto)
 
     async def main():
         await waiter
@@ -323,11 +292,11 @@ def test_eof_received_returning_true_keeps_the_write_side_open(loop, run, socket
     run(main())
 
 
-def test_eof_received_runs_once_even_if_reading_is_paused_and_resumed_after(loop, run, socketpair):
+def test_eof_received_runs_once_even_if_reading_is_paused_and_resumed_after(loop, run, socketpair, recorder, make_transport):
     a, b = socketpair()
-    proto = Recorder(loop)
+    proto = recorder()
     proto.keep_open = True
-    transport, proto, waiter = make_transport(loop, a, proto)
+    transport, proto, waiter = make_transport(a, proto)
 
     async def main():
         await waiter
@@ -344,9 +313,9 @@ def test_eof_received_runs_once_even_if_reading_is_paused_and_resumed_after(loop
     run(main())
 
 
-def test_write_eof_half_closes_after_the_buffer_is_sent(loop, run, socketpair):
+def test_write_eof_half_closes_after_the_buffer_is_sent(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
     payload = b"z" * 3_000_000
 
     async def main():
@@ -366,9 +335,9 @@ def test_write_eof_half_closes_after_the_buffer_is_sent(loop, run, socketpair):
     run(main())
 
 
-def test_close_flushes_buffered_data_before_connection_lost(loop, run, socketpair):
+def test_close_flushes_buffered_data_before_connection_lost(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
     payload = b"q" * 4_000_000
 
     async def main():
@@ -383,9 +352,9 @@ def test_close_flushes_buffered_data_before_connection_lost(loop, run, socketpai
     run(main())
 
 
-def test_abort_drops_buffered_data(loop, run, socketpair):
+def test_abort_drops_buffered_data(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
     payload = b"q" * 4_000_000
 
     async def main():
@@ -399,9 +368,9 @@ def test_abort_drops_buffered_data(loop, run, socketpair):
     run(main())
 
 
-def test_connection_lost_is_called_exactly_once(loop, run, socketpair):
+def test_connection_lost_is_called_exactly_once(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -415,9 +384,9 @@ def test_connection_lost_is_called_exactly_once(loop, run, socketpair):
     run(main())
 
 
-def test_writes_after_connection_lost_are_dropped_with_a_warning(loop, run, socketpair, caplog):
+def test_writes_after_connection_lost_are_dropped_with_a_warning(loop, run, socketpair, caplog, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -432,7 +401,7 @@ def test_writes_after_connection_lost_are_dropped_with_a_warning(loop, run, sock
     run(main())
 
 
-def test_peer_reset_gives_connection_lost_with_the_error(loop, run, errors):
+def test_peer_reset_gives_connection_lost_with_the_error(loop, run, errors, make_transport):
     async def main():
         listener = socket.create_server(("127.0.0.1", 0))
         listener.setblocking(False)
@@ -441,7 +410,7 @@ def test_peer_reset_gives_connection_lost_with_the_error(loop, run, errors):
         await loop.sock_connect(client, listener.getsockname())
         server_side, _ = await loop.sock_accept(listener)
         listener.close()
-        transport, proto, waiter = make_transport(loop, client)
+        transport, proto, waiter = make_transport(client)
         await waiter
         # SO_LINGER 0 makes close() send a RST instead of a FIN.
         server_side.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -453,9 +422,9 @@ def test_peer_reset_gives_connection_lost_with_the_error(loop, run, errors):
     run(main())
 
 
-def test_write_to_a_closed_peer_gives_broken_pipe(loop, run, socketpair, errors):
+def test_write_to_a_closed_peer_gives_broken_pipe(loop, run, socketpair, errors, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
     proto.keep_open = True
 
     async def main():
@@ -471,17 +440,17 @@ def test_write_to_a_closed_peer_gives_broken_pipe(loop, run, socketpair, errors)
 
 
 @pytest.mark.parametrize("method", ["data_received", "eof_received"])
-def test_protocol_method_raising_is_fatal_and_reported(loop, run, socketpair, errors, method):
+def test_protocol_method_raising_is_fatal_and_reported(loop, run, socketpair, errors, method, recorder, make_transport):
     a, b = socketpair()
 
-    class Bad(Recorder):
+    class Bad(recorder):
         def data_received(self, data):
             raise ValueError("boom")
 
         def eof_received(self):
             raise ValueError("boom")
 
-    transport, proto, waiter = make_transport(loop, a, Bad(loop))
+    transport, proto, waiter = make_transport(a, Bad())
 
     async def main():
         await waiter
@@ -499,15 +468,15 @@ def test_protocol_method_raising_is_fatal_and_reported(loop, run, socketpair, er
     run(main())
 
 
-def test_connection_made_raising_is_reported_and_the_loop_keeps_running(loop, run, socketpair, errors):
+def test_connection_made_raising_is_reported_and_the_loop_keeps_running(loop, run, socketpair, errors, recorder, make_transport):
     a, b = socketpair()
 
-    class Bad(Recorder):
+    class Bad(recorder):
         def connection_made(self, transport):
             super().connection_made(transport)
             raise KeyError("made")
 
-    transport, proto, waiter = make_transport(loop, a, Bad(loop))
+    transport, proto, waiter = make_transport(a, Bad())
 
     async def main():
         await waiter
@@ -543,10 +512,10 @@ class Buffered(asyncio.BufferedProtocol):
         self.lost.set_result(exc)
 
 
-def test_buffered_protocol_reads_into_its_own_buffer(loop, run, socketpair):
+def test_buffered_protocol_reads_into_its_own_buffer(loop, run, socketpair, make_transport):
     a, b = socketpair()
     proto = Buffered(loop)
-    transport, proto, waiter = make_transport(loop, a, proto)
+    transport, proto, waiter = make_transport(a, proto)
 
     async def main():
         await waiter
@@ -560,7 +529,7 @@ def test_buffered_protocol_reads_into_its_own_buffer(loop, run, socketpair):
 
 
 @pytest.mark.parametrize("failure", ["get_buffer raises", "empty buffer", "buffer_updated raises"])
-def test_buffered_protocol_errors_are_fatal(loop, run, socketpair, errors, failure):
+def test_buffered_protocol_errors_are_fatal(loop, run, socketpair, errors, failure, make_transport):
     a, b = socketpair()
 
     class Bad(Buffered):
@@ -573,7 +542,7 @@ def test_buffered_protocol_errors_are_fatal(loop, run, socketpair, errors, failu
             raise ZeroDivisionError
 
     proto = Bad(loop)
-    transport, proto, waiter = make_transport(loop, a, proto)
+    transport, proto, waiter = make_transport(a, proto)
 
     async def main():
         await waiter
@@ -586,9 +555,9 @@ def test_buffered_protocol_errors_are_fatal(loop, run, socketpair, errors, failu
     run(main())
 
 
-def test_set_protocol_switches_between_plain_and_buffered(loop, run, socketpair):
+def test_set_protocol_switches_between_plain_and_buffered(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, first, waiter = make_transport(loop, a)
+    transport, first, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -604,7 +573,7 @@ def test_set_protocol_switches_between_plain_and_buffered(loop, run, socketpair)
     run(main())
 
 
-def test_get_extra_info(loop, run):
+def test_get_extra_info(loop, run, make_transport):
     async def main():
         listener = socket.create_server(("127.0.0.1", 0))
         listener.setblocking(False)
@@ -612,7 +581,7 @@ def test_get_extra_info(loop, run):
         client.setblocking(False)
         await loop.sock_connect(client, listener.getsockname())
         server_side, _ = await loop.sock_accept(listener)
-        transport, proto, waiter = make_transport(loop, client)
+        transport, proto, waiter = make_transport(client)
         await waiter
         view = transport.get_extra_info("socket")
         assert view.fileno() == client.fileno()
@@ -629,28 +598,28 @@ def test_get_extra_info(loop, run):
     run(main())
 
 
-def test_transport_owns_its_fd_until_closed(loop, run, socketpair):
+def test_transport_owns_its_fd_until_closed(loop, run, socketpair, recorder, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
-        assert loop._transports[a.fileno()] is transport
+        assert loop._fdtable.owner(a.fileno()) is transport
         with pytest.raises(RuntimeError, match="is used by transport"):
             loop.add_reader(a.fileno(), lambda: None)
         with pytest.raises(RuntimeError, match="is used by transport"):
-            loop._make_socket_transport(a, Recorder(loop))
+            loop._make_socket_transport(a, recorder())
         fd = a.fileno()
         transport.close()
         await proto.lost
-        assert fd not in loop._transports
+        assert loop._fdtable.owner(fd) is None
 
     run(main())
 
 
-def test_empty_waiter_resolves_when_buffer_drains(loop, run, socketpair):
+def test_empty_waiter_resolves_when_buffer_drains(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter
@@ -672,9 +641,9 @@ def test_empty_waiter_resolves_when_buffer_drains(loop, run, socketpair):
     run(main())
 
 
-def test_repr_says_state(loop, run, socketpair):
+def test_repr_says_state(loop, run, socketpair, make_transport):
     a, b = socketpair()
-    transport, proto, waiter = make_transport(loop, a)
+    transport, proto, waiter = make_transport(a)
 
     async def main():
         await waiter

@@ -12,28 +12,8 @@ import uuid
 import pytest
 
 
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
-
-
-class Client(asyncio.Protocol):
-    def __init__(self):
-        self.data = bytearray()
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data):
-        self.data += data
-
-    def connection_lost(self, exc):
-        self.lost.set_result(exc)
-
-
-async def echo_once(loop, path=None, sock=None):
-    transport, proto = await loop.create_unix_connection(Client, path, sock=sock)
+async def echo_once(loop, client_protocol, path=None, sock=None):
+    transport, proto = await loop.create_unix_connection(client_protocol, path, sock=sock)
     transport.write(b"over unix")
     while len(proto.data) < 9:
         await asyncio.sleep(0)
@@ -43,13 +23,13 @@ async def echo_once(loop, path=None, sock=None):
     await proto.lost
 
 
-def test_unix_server_and_connection(loop, run, tmp_path):
+def test_unix_server_and_connection(loop, run, tmp_path, echo_protocol, client_protocol):
     path = str(tmp_path / "s.sock")
 
     async def main():
-        server = await loop.create_unix_server(Echo, path)
+        server = await loop.create_unix_server(echo_protocol, path)
         assert server.sockets[0].getsockname() == path
-        await echo_once(loop, path)
+        await echo_once(loop, client_protocol, path)
         server.close()
         await server.wait_closed()
         assert not os.path.exists(path)  # cleanup_socket=True by default (3.13)
@@ -57,48 +37,48 @@ def test_unix_server_and_connection(loop, run, tmp_path):
     run(main())
 
 
-def test_unix_server_accepts_pathlike(loop, run, tmp_path):
+def test_unix_server_accepts_pathlike(loop, run, tmp_path, echo_protocol, client_protocol):
     async def main():
-        server = await loop.create_unix_server(Echo, tmp_path / "p.sock")
-        await echo_once(loop, tmp_path / "p.sock")
+        server = await loop.create_unix_server(echo_protocol, tmp_path / "p.sock")
+        await echo_once(loop, client_protocol, tmp_path / "p.sock")
         server.close()
         await server.wait_closed()
 
     run(main())
 
 
-def test_stale_socket_file_is_replaced(loop, run, tmp_path):
+def test_stale_socket_file_is_replaced(loop, run, tmp_path, echo_protocol, client_protocol):
     path = str(tmp_path / "stale.sock")
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(path)
     stale.close()  # the file stays behind, as after a crash
 
     async def main():
-        server = await loop.create_unix_server(Echo, path)
-        await echo_once(loop, path)
+        server = await loop.create_unix_server(echo_protocol, path)
+        await echo_once(loop, client_protocol, path)
         server.close()
         await server.wait_closed()
 
     run(main())
 
 
-def test_a_regular_file_in_the_way_is_never_removed(loop, run, tmp_path):
+def test_a_regular_file_in_the_way_is_never_removed(loop, run, tmp_path, echo_protocol):
     path = tmp_path / "precious.txt"
     path.write_text("data")
 
     async def main():
         with pytest.raises(OSError, match="already in use"):
-            await loop.create_unix_server(Echo, str(path))
+            await loop.create_unix_server(echo_protocol, str(path))
         assert path.read_text() == "data"
 
     run(main())
 
 
-def test_cleanup_socket_false_leaves_the_file(loop, run, tmp_path):
+def test_cleanup_socket_false_leaves_the_file(loop, run, tmp_path, echo_protocol):
     path = str(tmp_path / "keep.sock")
 
     async def main():
-        server = await loop.create_unix_server(Echo, path, cleanup_socket=False)
+        server = await loop.create_unix_server(echo_protocol, path, cleanup_socket=False)
         server.close()
         await server.wait_closed()
         assert os.path.exists(path)
@@ -106,11 +86,11 @@ def test_cleanup_socket_false_leaves_the_file(loop, run, tmp_path):
     run(main())
 
 
-def test_cleanup_does_not_unlink_a_socket_that_replaced_ours(loop, run, tmp_path):
+def test_cleanup_does_not_unlink_a_socket_that_replaced_ours(loop, run, tmp_path, echo_protocol):
     path = str(tmp_path / "replaced.sock")
 
     async def main():
-        server = await loop.create_unix_server(Echo, path)
+        server = await loop.create_unix_server(echo_protocol, path)
         os.unlink(path)
         other = socket.socket(socket.AF_UNIX)
         other.bind(path)  # someone else's socket now lives at the path
@@ -122,14 +102,14 @@ def test_cleanup_does_not_unlink_a_socket_that_replaced_ours(loop, run, tmp_path
     run(main())
 
 
-def test_unix_server_with_sock_cleans_up_its_file(loop, run, tmp_path):
+def test_unix_server_with_sock_cleans_up_its_file(loop, run, tmp_path, echo_protocol, client_protocol):
     path = str(tmp_path / "given.sock")
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(path)
 
     async def main():
-        server = await loop.create_unix_server(Echo, sock=sock)
-        await echo_once(loop, path)
+        server = await loop.create_unix_server(echo_protocol, sock=sock)
+        await echo_once(loop, client_protocol, path)
         server.close()
         await server.wait_closed()
         assert not os.path.exists(path)
@@ -138,36 +118,36 @@ def test_unix_server_with_sock_cleans_up_its_file(loop, run, tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract namespace is Linux-only")
-def test_abstract_namespace(loop, run):
+def test_abstract_namespace(loop, run, echo_protocol, client_protocol):
     name = "\0multiloop-test-" + uuid.uuid4().hex
 
     async def main():
-        server = await loop.create_unix_server(Echo, name)
-        await echo_once(loop, name)
+        server = await loop.create_unix_server(echo_protocol, name)
+        await echo_once(loop, client_protocol, name)
         server.close()
         await server.wait_closed()
 
     run(main())
 
 
-def test_unix_connection_with_sock(loop, run, tmp_path):
+def test_unix_connection_with_sock(loop, run, tmp_path, echo_protocol, client_protocol):
     path = str(tmp_path / "c.sock")
 
     async def main():
-        server = await loop.create_unix_server(Echo, path)
+        server = await loop.create_unix_server(echo_protocol, path)
         sock = socket.socket(socket.AF_UNIX)
         sock.connect(path)
-        await echo_once(loop, sock=sock)
+        await echo_once(loop, client_protocol, sock=sock)
         server.close()
         await server.wait_closed()
 
     run(main())
 
 
-def test_unix_connection_to_a_missing_path(loop, run, tmp_path):
+def test_unix_connection_to_a_missing_path(loop, run, tmp_path, client_protocol):
     async def main():
         with pytest.raises(FileNotFoundError):
-            await loop.create_unix_connection(Client, str(tmp_path / "nothing.sock"))
+            await loop.create_unix_connection(client_protocol, str(tmp_path / "nothing.sock"))
 
     run(main())
 
@@ -177,28 +157,28 @@ def test_unix_connection_to_a_missing_path(loop, run, tmp_path):
     ({"path": "x", "ssl_handshake_timeout": 1}, ValueError, "ssl_handshake_timeout is only meaningful"),
     ({}, ValueError, "no path and sock were specified"),
 ])
-def test_unix_connection_argument_errors(loop, run, kwargs, exc, message):
+def test_unix_connection_argument_errors(loop, run, kwargs, exc, message, client_protocol):
     async def main():
         with pytest.raises(exc, match=message):
-            await loop.create_unix_connection(Client, **kwargs)
+            await loop.create_unix_connection(client_protocol, **kwargs)
 
     run(main())
 
 
-def test_unix_server_argument_errors(loop, run):
+def test_unix_server_argument_errors(loop, run, echo_protocol):
     async def main():
         with pytest.raises(ValueError, match="path was not specified, and no sock specified"):
-            await loop.create_unix_server(Echo)
+            await loop.create_unix_server(echo_protocol)
         with pytest.raises(TypeError, match="ssl argument must be an SSLContext"):
-            await loop.create_unix_server(Echo, "x", ssl=True)
+            await loop.create_unix_server(echo_protocol, "x", ssl=True)
         with socket.socket() as tcp:
             with pytest.raises(ValueError, match="A UNIX Domain Stream Socket was expected"):
-                await loop.create_unix_server(Echo, sock=tcp)
+                await loop.create_unix_server(echo_protocol, sock=tcp)
 
     run(main())
 
 
-def test_unix_streams_api(loop, run, tmp_path):
+def test_unix_streams_api(loop, run, tmp_path, aclose):
     path = str(tmp_path / "streams.sock")
 
     async def handle(reader, writer):
@@ -213,9 +193,6 @@ def test_unix_streams_api(loop, run, tmp_path):
         writer.write(b"line\n")
         assert await reader.readline() == b"LINE\n"
         assert await reader.read() == b""
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
+        await aclose(writer, server)
 
     run(main())

@@ -12,38 +12,6 @@ import textwrap
 import pytest
 
 
-class Recorder(asyncio.Protocol):
-    """Records every callback, in order; ``done`` resolves at connection_lost."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.events: list[str] = []
-        self.data = bytearray()
-        self.exc: BaseException | None = None
-        self.done = loop.create_future()
-
-    def connection_made(self, transport):
-        self.events.append("made")
-
-    def data_received(self, data):
-        if not self.events or self.events[-1] != "data":
-            self.events.append("data")
-        self.data += data
-
-    def eof_received(self):
-        self.events.append("eof")
-
-    def pause_writing(self):
-        self.events.append("pause")
-
-    def resume_writing(self):
-        self.events.append("resume")
-
-    def connection_lost(self, exc):
-        self.events.append("lost")
-        self.exc = exc
-        self.done.set_result(None)
-
-
 @pytest.fixture
 def pipe_fds():
     fds = []
@@ -69,17 +37,17 @@ def close_quietly(fd: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------ read pipes
-def test_read_pipe_delivers_data_then_eof_then_connection_lost(loop, run):
+def test_read_pipe_delivers_data_then_eof_then_connection_lost(loop, run, recorder):
     r, w = os.pipe()
     rf = os.fdopen(r, "rb", 0)
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         transport, _ = await loop.connect_read_pipe(lambda: proto, rf)
         os.write(w, b"hello ")
         os.write(w, b"world")
         os.close(w)
-        await proto.done
+        await proto.lost
         return proto, transport
 
     proto, transport = run(main())
@@ -90,11 +58,11 @@ def test_read_pipe_delivers_data_then_eof_then_connection_lost(loop, run):
     assert rf.closed
 
 
-def test_read_pipe_pause_reading_stops_data_until_resumed(loop, run):
+def test_read_pipe_pause_reading_stops_data_until_resumed(loop, run, recorder):
     r, w = os.pipe()
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         transport, _ = await loop.connect_read_pipe(lambda: proto, os.fdopen(r, "rb", 0))
         transport.pause_reading()
         assert not transport.is_reading()
@@ -105,22 +73,22 @@ def test_read_pipe_pause_reading_stops_data_until_resumed(loop, run):
         transport.resume_reading()
         assert transport.is_reading()
         os.close(w)
-        await proto.done
+        await proto.lost
         return proto
 
     assert run(main()).data == b"queued"
 
 
-def test_read_pipe_close_calls_connection_lost_once_and_closes_fd(loop, run):
+def test_read_pipe_close_calls_connection_lost_once_and_closes_fd(loop, run, recorder):
     r, w = os.pipe()
     rf = os.fdopen(r, "rb", 0)
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         transport, _ = await loop.connect_read_pipe(lambda: proto, rf)
         transport.close()
         transport.close()
-        await proto.done
+        await proto.lost
         return proto
 
     try:
@@ -153,62 +121,62 @@ def test_regular_file_is_read_to_eof_on_every_backend(loop, run, tmp_path):
     assert loop.stats().fds == fds_before
 
 
-def test_empty_regular_file_gives_immediate_eof(loop, run, tmp_path):
+def test_empty_regular_file_gives_immediate_eof(loop, run, tmp_path, recorder):
     path = tmp_path / "empty"
     path.write_bytes(b"")
 
     async def main():
         with open(path, "rb", buffering=0) as f:
-            proto = Recorder(loop)
+            proto = recorder()
             await loop.connect_read_pipe(lambda: proto, f)
-            await proto.done
+            await proto.lost
             return proto
 
     assert run(main()).events == ["made", "eof", "lost"]
 
 
-def test_dev_null_reads_as_empty(loop, run):
+def test_dev_null_reads_as_empty(loop, run, recorder):
     async def main():
         with open(os.devnull, "rb", buffering=0) as f:
-            proto = Recorder(loop)
+            proto = recorder()
             await loop.connect_read_pipe(lambda: proto, f)
-            await proto.done
+            await proto.lost
             return proto
 
     assert run(main()).events == ["made", "eof", "lost"]
 
 
-def test_fifo_read_pipe(loop, run, tmp_path):
+def test_fifo_read_pipe(loop, run, tmp_path, recorder):
     path = tmp_path / "fifo"
     os.mkfifo(path)
     rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     wfd = os.open(path, os.O_WRONLY)
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         await loop.connect_read_pipe(lambda: proto, os.fdopen(rfd, "rb", 0))
         os.write(wfd, b"through a fifo")
         os.close(wfd)
-        await proto.done
+        await proto.lost
         return proto
 
     assert run(main()).data == b"through a fifo"
 
 
-def test_pty_read_pipe_ends_quietly_when_slave_closes(loop, run):
+def test_pty_read_pipe_ends_quietly_when_slave_closes(loop, run, recorder):
     master, slave = os.openpty()
     errors = []
     loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         await loop.connect_read_pipe(lambda: proto, os.fdopen(master, "rb", 0))
         os.write(slave, b"typed\n")
         # Wait for the data before closing: on Linux a pty master loses unread input when the slave closes.
         while b"typed" not in proto.data:
             await asyncio.sleep(0.01)
         os.close(slave)
-        await proto.done
+        await proto.lost
         return proto
 
     proto = run(main())
@@ -218,15 +186,15 @@ def test_pty_read_pipe_ends_quietly_when_slave_closes(loop, run):
     assert errors == []
 
 
-def test_socket_read_pipe(loop, run, socketpair):
+def test_socket_read_pipe(loop, run, socketpair, recorder):
     a, b = socketpair()
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         await loop.connect_read_pipe(lambda: proto, a)
         b.sendall(b"over a socket")
         b.shutdown(socket.SHUT_WR)
-        await proto.done
+        await proto.lost
         return proto
 
     assert run(main()).data == b"over a socket"
@@ -296,12 +264,12 @@ def test_stdin_redirected_from_a_file_is_read_by_a_child(backend, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- write pipes
-def test_write_pipe_writes_everything_and_closes_after_flush(loop, run):
+def test_write_pipe_writes_everything_and_closes_after_flush(loop, run, recorder):
     r, w = os.pipe()
     payload = b"x" * 1_000_000  # far more than a pipe holds: must be buffered and flushed
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         transport, _ = await loop.connect_write_pipe(lambda: proto, os.fdopen(w, "wb", 0))
         transport.write(payload)
         assert transport.get_write_buffer_size() > 0
@@ -318,7 +286,7 @@ def test_write_pipe_writes_everything_and_closes_after_flush(loop, run):
                 reader_done.set_result(None)
 
         loop.add_reader(r, readable)
-        await proto.done
+        await proto.lost
         await reader_done
         return proto, received
 
@@ -331,11 +299,11 @@ def test_write_pipe_writes_everything_and_closes_after_flush(loop, run):
     assert proto.events[0] == "made" and proto.events[-1] == "lost"
 
 
-def test_write_pipe_flow_control_pauses_above_high_and_resumes_at_low(loop, run):
+def test_write_pipe_flow_control_pauses_above_high_and_resumes_at_low(loop, run, recorder):
     r, w = os.pipe()
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         transport, _ = await loop.connect_write_pipe(lambda: proto, os.fdopen(w, "wb", 0))
         transport.set_write_buffer_limits(high=1000, low=100)
         assert transport.get_write_buffer_limits() == (100, 1000)
@@ -350,7 +318,7 @@ def test_write_pipe_flow_control_pauses_above_high_and_resumes_at_low(loop, run)
             await asyncio.sleep(0)
         assert transport.get_write_buffer_size() <= 100
         transport.abort()
-        await proto.done
+        await proto.lost
         return proto
 
     try:
@@ -378,17 +346,17 @@ def test_write_buffer_limits_are_validated(loop, run):
         os.close(r)
 
 
-def test_write_pipe_with_pending_data_loses_connection_with_broken_pipe_when_reader_closes(loop, run):
+def test_write_pipe_with_pending_data_loses_connection_with_broken_pipe_when_reader_closes(loop, run, recorder):
     r, w = os.pipe()
     errors = []
     loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         transport, _ = await loop.connect_write_pipe(lambda: proto, os.fdopen(w, "wb", 0))
         transport.write(b"z" * 1_000_000)
         os.close(r)
-        await proto.done
+        await proto.lost
         transport.write(b"more")  # after the loss: counted and dropped, no exception
         return proto
 
@@ -397,14 +365,14 @@ def test_write_pipe_with_pending_data_loses_connection_with_broken_pipe_when_rea
     assert errors == []
 
 
-def test_idle_write_pipe_notices_reader_closed(loop, run):
+def test_idle_write_pipe_notices_reader_closed(loop, run, recorder):
     r, w = os.pipe()
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         await loop.connect_write_pipe(lambda: proto, os.fdopen(w, "wb", 0))
         os.close(r)
-        await proto.done
+        await proto.lost
         return proto
 
     proto = run(main())
@@ -412,15 +380,15 @@ def test_idle_write_pipe_notices_reader_closed(loop, run):
     assert proto.exc is None
 
 
-def test_write_pipe_to_a_pty(loop, run):
+def test_write_pipe_to_a_pty(loop, run, recorder):
     master, slave = os.openpty()
 
     async def main():
-        proto = Recorder(loop)
+        proto = recorder()
         transport, _ = await loop.connect_write_pipe(lambda: proto, os.fdopen(slave, "wb", 0))
         transport.write(b"to the tty\n")
         transport.close()
-        await proto.done
+        await proto.lost
 
     try:
         run(main())

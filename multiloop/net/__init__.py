@@ -8,7 +8,8 @@ from .sendfile import SendfileMixin
 from .sockops import SockOpsMixin
 from .streams import StreamsMixin
 from .tls import TlsMixin
+from .unix_streams import UnixStreamsMixin
 
 
-class NetworkMixin(StreamsMixin, TlsMixin, SendfileMixin, DatagramMixin, SockOpsMixin):
+class NetworkMixin(StreamsMixin, UnixStreamsMixin, TlsMixin, SendfileMixin, DatagramMixin, SockOpsMixin):
     """All networking methods of ``asyncio.AbstractEventLoop``."""

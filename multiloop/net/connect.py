@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from ..dns import resolve_numeric
@@ -24,7 +24,7 @@ from ..dns import resolve_numeric
 AddrInfo = tuple[Any, ...]
 
 
-async def resolve(loop: Any, address: Any, *, family: int = 0, type: int = socket.SOCK_STREAM, proto: int = 0,
+async def resolve(loop: asyncio.AbstractEventLoop, address: Any, *, family: int = 0, type: int = socket.SOCK_STREAM, proto: int = 0,
                   flags: int = 0) -> list[AddrInfo]:
     """``getaddrinfo`` for a (host, port[, flowinfo, scope_id]) address, extras kept on IPv6 results."""
     host, port = address[:2]
@@ -62,7 +62,7 @@ def interleave(infos: list[AddrInfo], first_family_count: int = 1) -> list[AddrI
     return ordered
 
 
-async def connect_one(loop: Any, errors: list[OSError], info: AddrInfo,
+async def connect_one(loop: asyncio.AbstractEventLoop, errors: list[OSError], info: AddrInfo,
                       local_infos: list[AddrInfo] | None) -> socket.socket:
     """Create, bind (to a local address of the same family) and connect one socket; OSErrors go to ``errors``."""
     family, type_, proto, _, address = info
@@ -99,7 +99,8 @@ async def connect_one(loop: Any, errors: list[OSError], info: AddrInfo,
         raise
 
 
-async def race(loop: Any, attempts: Iterable[Callable[[], Awaitable[socket.socket]]],
+async def race(loop: asyncio.AbstractEventLoop,
+               attempts: Iterable[Callable[[], Coroutine[Any, Any, socket.socket]]],
                delay: float) -> socket.socket | None:
     """Happy eyeballs: start attempts ``delay`` apart (the next at once when one fails); first success wins.
 

@@ -26,27 +26,18 @@ import asyncio
 import logging
 import os
 import socket
-import stat
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..seams import Loop
+from ..transport_base import wait_made
 from .datagram_transport import DatagramSocketTransport
+from .socketargs import remove_stale_unix_socket, set_reuseport
 
 logger = logging.getLogger("asyncio")
 
 _HAS_AF_UNIX = hasattr(socket, "AF_UNIX")
-
-
-def _set_reuseport(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError(
-            "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
-        ) from None
 
 
 def _check_user_socket(sock: socket.socket) -> None:
@@ -62,19 +53,15 @@ def _set_result_unless_done(fut: asyncio.Future[Any]) -> None:
         fut.set_result(None)
 
 
-def _remove_stale_unix_socket(path: str) -> None:
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        # The directory may only allow creating the socket; let bind() report the real problem.
-        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
-
-
-class DatagramMixin(asyncio.AbstractEventLoop):
+class DatagramMixin(Loop):
     """``create_datagram_endpoint``."""
+
+    def _make_datagram_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol, address: Any = None,
+                                 waiter: asyncio.Future[Any] | None = None,
+                                 extra: dict[str, Any] | None = None) -> DatagramSocketTransport:
+        """Stock asyncio's factory name: a datagram transport over ``sock`` (RuntimeError if a live transport
+        owns its fd); ``address``, the only destination allowed."""
+        return DatagramSocketTransport(self, sock, protocol, address, waiter, extra)
 
     async def create_datagram_endpoint(  # type: ignore[override]
         self,
@@ -90,20 +77,13 @@ class DatagramMixin(asyncio.AbstractEventLoop):
         sock: socket.socket | None = None,
     ) -> tuple[asyncio.DatagramTransport, asyncio.BaseProtocol]:
         """Create a datagram endpoint; return ``(transport, protocol)`` once connection_made has run."""
-        self._check_closed()  # type: ignore[attr-defined]
+        self._check_closed()
         r_addr = None
         own_sock = sock is None
         if sock is not None:
             _check_user_socket(sock)
-            opts = dict(
-                local_addr=local_addr,
-                remote_addr=remote_addr,
-                family=family,
-                proto=proto,
-                flags=flags,
-                reuse_port=reuse_port,
-                allow_broadcast=allow_broadcast,
-            )
+            opts = {"local_addr": local_addr, "remote_addr": remote_addr, "family": family, "proto": proto,
+                    "flags": flags, "reuse_port": reuse_port, "allow_broadcast": allow_broadcast}
             problems = ", ".join(f"{k}={v}" for k, v in opts.items() if v)
             if problems:
                 raise ValueError(
@@ -133,16 +113,12 @@ class DatagramMixin(asyncio.AbstractEventLoop):
         try:
             protocol = protocol_factory()
             waiter = self.create_future()
-            transport = DatagramSocketTransport(self, sock, protocol, r_addr, waiter)  # type: ignore[arg-type]
+            transport = self._make_datagram_transport(sock, protocol, r_addr, waiter)
         except BaseException:
             if own_sock:
-                sock.close()  # type: ignore[union-attr]
+                sock.close()
             raise
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_made(transport, waiter)
         return transport, protocol
 
     async def _datagram_address_pairs(
@@ -157,8 +133,8 @@ class DatagramMixin(asyncio.AbstractEventLoop):
             for addr in (local_addr, remote_addr):
                 if addr is not None and not isinstance(addr, str):
                     raise TypeError("string is expected")
-            if local_addr and local_addr[0] not in (0, "\x00"):
-                _remove_stale_unix_socket(local_addr)
+            if local_addr:
+                remove_stale_unix_socket(local_addr)
             return [((family, proto), (local_addr, remote_addr))]
 
         by_key: dict[tuple[int, int], list[Any]] = {}  # insertion order = resolution order
@@ -195,7 +171,7 @@ class DatagramMixin(asyncio.AbstractEventLoop):
         sock = socket.socket(family=family, type=socket.SOCK_DGRAM, proto=proto)
         try:
             if reuse_port:
-                _set_reuseport(sock)
+                set_reuseport(sock)
             if allow_broadcast:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
             sock.setblocking(False)
@@ -216,11 +192,11 @@ class DatagramMixin(asyncio.AbstractEventLoop):
             pass
         fut = self.create_future()
         fd = sock.fileno()
-        self._add_writer(fd, _set_result_unless_done, fut)  # type: ignore[attr-defined]
+        self._fdtable.add_writer(fd, _set_result_unless_done, fut)
         try:
             await fut
         finally:
-            self._remove_writer(fd)  # type: ignore[attr-defined]
+            self._fdtable.remove_writer(fd)
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, f"Connect call failed {address}: {os.strerror(err)}")

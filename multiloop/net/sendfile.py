@@ -38,6 +38,7 @@ import ssl
 import stat
 from typing import Any
 
+from ..seams import Loop
 from . import _sslproto_adapter as tls_adapter
 
 #: Chunk read by the fallbacks. Not observable; large enough to keep per-chunk overhead small.
@@ -211,7 +212,7 @@ class _SendfileSession(asyncio.Protocol):
             self._app.resume_writing()
 
 
-class SendfileMixin(asyncio.AbstractEventLoop):
+class SendfileMixin(Loop):
     """``sendfile`` and ``sock_sendfile``."""
 
     # ------------------------------------------------------------------------------------ transports
@@ -363,13 +364,13 @@ class SendfileMixin(asyncio.AbstractEventLoop):
             session.track(fut)
             if fut.done():
                 fut.result()  # the connection was already lost: raise its error
-        handle = self._add_writer(fd, _set_result_unless_done, fut)  # type: ignore[attr-defined]
+        handle = self._fdtable.add_writer(fd, _set_result_unless_done, fut)
 
         def unregister() -> None:
             # Only while our handle is the registered one: once cancelled, it was removed or replaced,
             # and the fd may even belong to another socket by now.
             if not handle.cancelled():
-                self._remove_writer(fd)  # type: ignore[attr-defined]
+                self._fdtable.remove_writer(fd)
 
         if session is not None:
             # The transport closes the socket right after connection_lost; unregister before that.

@@ -9,13 +9,19 @@ Facts:
   and watch it again after ``ACCEPT_RETRY_DELAY`` seconds (stock asyncio's 1 s), so the server survives
   descriptor exhaustion and serves again once fds are free.
 - Stock asyncio starts a Task per accepted connection. A plain TCP connection needs none: the protocol and
-  transport are created right in the accept callback. TLS connections are wrapped by ``loop._wrap_tls`` and a
-  callback on the handshake waiter closes failed ones.
+  transport are created right in the accept callback, through the loop's transport factories
+  (``_make_socket_transport``, or ``_wrap_tls`` for TLS, where a callback on the handshake waiter closes
+  failed connections).
 
 Lifecycle semantics are CPython 3.13's on every Python (3.11's wait_closed returned too early, 3.12.0's too):
 ``wait_closed`` returns once the server is closed *and* its last connection is gone, in either order;
-transports ``_attach``/``_detach`` themselves; ``serve_forever`` is cancellable and closes the server when
-cancelled; ``listen()`` is called when serving starts, not when the socket is bound.
+``serve_forever`` is cancellable and closes the server when cancelled; ``listen()`` is called when serving
+starts, not when the socket is bound.
+
+Design: the connection accounting is its own object (:class:`Connections`, a
+:class:`multiloop.seams.ConnectionTracker`) that the server hands to the transport factories; transports
+attach and detach themselves there, and never call the ``Server``. Stock's ``Server._attach``/``_detach``
+still work (CPython 3.12's tests call them without a transport).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ..seams import Loop
 from .socketview import wrap_socket
 
 logger = logging.getLogger("asyncio")
@@ -52,15 +59,13 @@ class _Listener:
 
     def start(self) -> None:
         self.retry = None
-        self.server._loop._add_reader(self.fd, self.on_readable)
+        self.server._loop._fdtable.add_reader(self.fd, self.on_readable)
 
     def stop(self) -> None:
         if self.retry is not None:
             self.retry.cancel()
             self.retry = None
-        loop = self.server._loop
-        if not loop.is_closed():
-            loop._remove_reader(self.fd)
+        self.server._loop._fdtable.remove_reader(self.fd)
 
     def on_readable(self) -> None:
         server = self.server
@@ -84,7 +89,7 @@ class _Listener:
             except OSError:  # reset before we could use it
                 conn.close()
                 continue
-            if loop._debug:
+            if loop.get_debug():
                 logger.debug("%r got a new connection from %r: %r", server, addr, conn)
             server._connection_accepted(conn, addr)
             if not server._serving:
@@ -96,7 +101,7 @@ class _Listener:
             "message": "socket.accept() out of system resource",
             "exception": exc, "socket": wrap_socket(self.sock)})
         # Level-triggered backends would report the queued connection again at once: stop watching.
-        loop._remove_reader(self.fd)
+        loop._fdtable.remove_reader(self.fd)
         self.retry = loop.call_later(ACCEPT_RETRY_DELAY, self.start)
 
     def close(self) -> None:
@@ -118,18 +123,62 @@ def unlink_if_same_socket(path: Any, ino: int) -> None:
         logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
 
 
-class Server(asyncio.AbstractServer):
-    """A listening server: its sockets, their accept loops, and the connections they made."""
+class Connections:
+    """A server's live connections and the ``wait_closed`` callers waiting for them to end
+    (:class:`multiloop.seams.ConnectionTracker`). Waiters wake once the server is closed and the last
+    connection has detached, in either order."""
 
-    def __init__(self, loop: Any, sockets: list[socket.socket], protocol_factory: Callable[[], Any],
+    __slots__ = ("clients", "anonymous", "waiters", "server_closed")
+
+    def __init__(self) -> None:
+        # Weak: a transport the user dropped must still be collectable (and warn "unclosed transport").
+        self.clients: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self.anonymous = 0  # Server._attach() calls without a transport (CPython 3.12's tests)
+        # None once woken: "closed and empty", wait_closed returns at once.
+        self.waiters: list[asyncio.Future[None]] | None = []
+        self.server_closed = False
+
+    def attach(self, transport: asyncio.BaseTransport | None) -> None:
+        if transport is None:
+            self.anonymous += 1
+        else:
+            self.clients.add(transport)
+
+    def detach(self, transport: asyncio.BaseTransport | None) -> None:
+        if transport is None:
+            self.anonymous -= 1
+        else:
+            self.clients.discard(transport)
+        self._wake_if_done()
+
+    def close(self) -> None:
+        """The server stopped listening: waiters wake now, or when the last connection detaches."""
+        self.server_closed = True
+        self._wake_if_done()
+
+    def _wake_if_done(self) -> None:
+        if not self.server_closed or self.clients or self.anonymous:
+            return
+        waiters, self.waiters = self.waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class Server(asyncio.AbstractServer):
+    """A listening server: its sockets, their accept loops, and the connections they made.
+
+    ``unlink_on_close``: (path, inode) of a Unix socket file to remove on close if it is still ours."""
+
+    def __init__(self, loop: Loop, sockets: list[socket.socket], protocol_factory: Callable[[], Any],
                  ssl_context: Any, backlog: int, ssl_handshake_timeout: float | None,
-                 ssl_shutdown_timeout: float | None = None) -> None:
+                 ssl_shutdown_timeout: float | None = None, *,
+                 unlink_on_close: tuple[Any, int] | None = None) -> None:
         self._loop = loop
         self._listeners: list[_Listener] | None = [_Listener(self, s) for s in sockets]
-        # Weak: a transport the user dropped must still be collectable (and warn "unclosed transport").
-        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._anonymous = 0  # _attach() calls without a transport
-        self._waiters: list[asyncio.Future[None]] | None = []
+        if unlink_on_close is not None:
+            self._listeners[0].unix_path, self._listeners[0].unix_ino = unlink_on_close
+        self._connections = Connections()
         self._protocol_factory = protocol_factory
         self._backlog = backlog
         self._ssl_context = ssl_context
@@ -142,26 +191,17 @@ class Server(asyncio.AbstractServer):
         return f"<{type(self).__name__} sockets={self.sockets!r}>"
 
     # ---------------------------------------------------------------------- connection accounting
-    def _attach(self, transport: Any = None) -> None:
-        # 3.12's signature took no transport (a bare counter); CPython 3.12's tests still call it that way.
-        if transport is None:
-            self._anonymous += 1
-        else:
-            self._clients.add(transport)
+    # Stock asyncio's names, kept for code written against it: 3.12's signature took no transport (a bare
+    # counter) and CPython 3.12's tests still call it that way; 3.13's tests read _waiters.
+    def _attach(self, transport: asyncio.BaseTransport | None = None) -> None:
+        self._connections.attach(transport)
 
-    def _detach(self, transport: Any = None) -> None:
-        if transport is None:
-            self._anonymous -= 1
-        else:
-            self._clients.discard(transport)
-        if not self._clients and not self._anonymous and self._listeners is None:
-            self._wakeup()
+    def _detach(self, transport: asyncio.BaseTransport | None = None) -> None:
+        self._connections.detach(transport)
 
-    def _wakeup(self) -> None:
-        waiters, self._waiters = self._waiters, None  # None: "closed and empty", wait_closed returns at once
-        for waiter in waiters or ():
-            if not waiter.done():
-                waiter.set_result(None)
+    @property
+    def _waiters(self) -> list[asyncio.Future[None]] | None:
+        return self._connections.waiters
 
     def _connection_accepted(self, conn: socket.socket, addr: Any) -> None:
         loop = self._loop
@@ -173,11 +213,11 @@ class Server(asyncio.AbstractServer):
                 waiter = loop.create_future()
                 transport = loop._wrap_tls(
                     conn, protocol, self._ssl_context, waiter=waiter, server_side=True, server_hostname=None,
-                    extra=extra, server=self, ssl_handshake_timeout=self._ssl_handshake_timeout,
+                    extra=extra, server=self._connections, ssl_handshake_timeout=self._ssl_handshake_timeout,
                     ssl_shutdown_timeout=self._ssl_shutdown_timeout)
                 waiter.add_done_callback(_close_on_failed_handshake(loop, transport, protocol))
             else:
-                loop._make_socket_transport(conn, protocol, None, extra=extra, server=self)
+                loop._make_socket_transport(conn, protocol, None, extra=extra, server=self._connections)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -231,16 +271,15 @@ class Server(asyncio.AbstractServer):
         fut, self._serving_forever_fut = self._serving_forever_fut, None
         if fut is not None and not fut.done():
             fut.cancel()
-        if not self._clients and not self._anonymous:
-            self._wakeup()
+        self._connections.close()
 
     def close_clients(self) -> None:
-        for transport in list(self._clients):
+        for transport in list(self._connections.clients):
             transport.close()
 
     def abort_clients(self) -> None:
-        for transport in list(self._clients):
-            transport.abort()
+        for transport in list(self._connections.clients):
+            transport.abort()  # type: ignore[attr-defined]
 
     async def start_serving(self) -> None:
         self._start_serving()
@@ -266,14 +305,15 @@ class Server(asyncio.AbstractServer):
 
     async def wait_closed(self) -> None:
         """Return once the server is closed and every connection it accepted has ended (either order)."""
-        if self._waiters is None:
+        waiters = self._connections.waiters
+        if waiters is None:
             return
         waiter = self._loop.create_future()
-        self._waiters.append(waiter)
+        waiters.append(waiter)
         await waiter
 
 
-def _close_on_failed_handshake(loop: Any, transport: Any, protocol: Any) -> Callable[[Any], None]:
+def _close_on_failed_handshake(loop: Loop, transport: asyncio.BaseTransport, protocol: Any) -> Callable[[Any], None]:
     def done(waiter: asyncio.Future[Any]) -> None:
         if waiter.cancelled():
             transport.close()

@@ -1,5 +1,6 @@
 """Stream connections and servers over TCP: create_connection, create_server, connect_accepted_socket, and
-the ``_make_socket_transport`` seam (Unix sockets are in :mod:`.unix_streams`).
+the stream transport seams of :mod:`multiloop.seams` (``_make_socket_transport``,
+``_create_connection_transport``, which Unix sockets in :mod:`.unix_streams` use too).
 
 Argument checking follows stock asyncio (CPython 3.13) exactly, because user code and CPython's tests rely on
 which error each mistake gives; 3.13-only arguments (``keep_alive``) are accepted on every Python. TLS is
@@ -20,71 +21,50 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..seams import ConnectionTracker, Loop
+from ..transport_base import wait_made
 from . import connect
 from .server import Server
+from .socketargs import check_not_ssl_socket, check_ssl_args, set_reuseport
 from .transport import SocketTransport
-from .unix_streams import UnixStreamsMixin, check_not_ssl_socket
 
 logger = logging.getLogger("asyncio")
 
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
 
 
-def _set_reuseport(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError("reuse_port not supported by socket module, SO_REUSEPORT defined but not "
-                         "implemented.") from None
-
-
-def _check_ssl_args(ssl: Any, ssl_handshake_timeout: Any, ssl_shutdown_timeout: Any) -> None:
-    if ssl_handshake_timeout is not None and not ssl:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if ssl_shutdown_timeout is not None and not ssl:
-        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-
-
-class StreamsMixin(UnixStreamsMixin):
+class StreamsMixin(Loop):
     """TCP create_connection / create_server / connect_accepted_socket."""
 
     def _make_socket_transport(self, sock: socket.socket, protocol: asyncio.BaseProtocol,
                                waiter: asyncio.Future[Any] | None = None, *, extra: dict[str, Any] | None = None,
-                               server: Any = None) -> SocketTransport:
-        """A stream transport over ``sock``: connection_made, then reading, then ``waiter`` resolved (all soon)."""
-        fd = sock.fileno()
-        owner = self._transports.get(fd)  # type: ignore[attr-defined]
-        if owner is not None and not owner.is_closing():
-            raise RuntimeError(f"File descriptor {fd} is used by transport {owner!r}")
+                               server: ConnectionTracker | None = None) -> SocketTransport:
+        """A stream transport over ``sock``: connection_made, then reading, then ``waiter`` resolved (all soon).
+        RuntimeError if a live transport owns the socket's fd."""
         return SocketTransport(self, sock, protocol, waiter, extra, server)
 
     def _stop_serving(self, sock: socket.socket) -> None:
         """Stop watching ``sock`` and close it (stock asyncio's name; CPython's tests call it)."""
-        self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
+        self._fdtable.remove_reader(sock.fileno())
         sock.close()
 
-    async def _create_connection_transport(self, sock: socket.socket, protocol_factory: Callable[[], Any],
-                                           ssl: Any, server_hostname: Any, server_side: bool = False,
-                                           ssl_handshake_timeout: float | None = None,
-                                           ssl_shutdown_timeout: float | None = None) -> tuple[Any, Any]:
+    async def _create_connection_transport(
+            self, sock: socket.socket, protocol_factory: Callable[[], asyncio.BaseProtocol], ssl: Any,
+            server_hostname: str | None, server_side: bool = False, ssl_handshake_timeout: float | None = None,
+            ssl_shutdown_timeout: float | None = None) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         sock.setblocking(False)
         protocol = protocol_factory()
         waiter = self.create_future()
+        transport: asyncio.Transport
         if ssl:
             sslcontext = None if isinstance(ssl, bool) else ssl
-            transport = self._wrap_tls(  # type: ignore[attr-defined]
+            transport = self._wrap_tls(
                 sock, protocol, sslcontext, waiter=waiter, server_side=server_side,
                 server_hostname=server_hostname, extra=None, server=None,
                 ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
         else:
             transport = self._make_socket_transport(sock, protocol, waiter)
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
+        await wait_made(transport, waiter)
         return transport, protocol
 
     # ---------------------------------------------------------------------------------- connecting
@@ -102,7 +82,7 @@ class StreamsMixin(UnixStreamsMixin):
             if not host:
                 raise ValueError("You must set server_hostname when using ssl without a host")
             server_hostname = host
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
             check_not_ssl_socket(sock)
         if happy_eyeballs_delay is not None and interleave is None:
@@ -159,14 +139,16 @@ class StreamsMixin(UnixStreamsMixin):
                                       ssl_shutdown_timeout: float | None = None) -> tuple[Any, Any]:
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-        _check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         check_not_ssl_socket(sock)
         return await self._create_connection_transport(
             sock, protocol_factory, ssl, "", server_side=True, ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     # ------------------------------------------------------------------------------------- serving
-    async def create_server(self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, *,
+    # typeshed types the result as asyncio.base_events.Server, stock's concrete class; ours is an AbstractServer.
+    async def create_server(  # type: ignore[override]
+            self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, *,
                             family: int = socket.AF_UNSPEC, flags: int = socket.AI_PASSIVE,
                             sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
                             reuse_address: bool | None = None, reuse_port: bool | None = None,
@@ -174,10 +156,7 @@ class StreamsMixin(UnixStreamsMixin):
                             ssl_shutdown_timeout: float | None = None, start_serving: bool = True) -> Server:
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        if ssl_handshake_timeout is not None and ssl is None:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None and ssl is None:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
             check_not_ssl_socket(sock)
 
@@ -207,8 +186,7 @@ class StreamsMixin(UnixStreamsMixin):
         server = Server(self, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout,
                         ssl_shutdown_timeout)
         if start_serving:
-            server._start_serving()
-            await asyncio.sleep(0)  # stock asyncio yields once so the listeners are registered
+            await server.start_serving()  # listens, then yields once as stock asyncio does
         if self.get_debug():
             logger.info("%r is serving", server)
         return server
@@ -237,7 +215,7 @@ class StreamsMixin(UnixStreamsMixin):
                 if reuse_address:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
                 if reuse_port:
-                    _set_reuseport(sock)
+                    set_reuseport(sock)
                 if keep_alive:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
                 if _HAS_IPV6 and af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
@@ -266,5 +244,5 @@ class StreamsMixin(UnixStreamsMixin):
         return sockets
 
 
-def _attempt(loop: Any, errors: list[OSError], info: Any, local_infos: Any) -> Callable[[], Any]:
+def _attempt(loop: Loop, errors: list[OSError], info: Any, local_infos: Any) -> Callable[[], Any]:
     return lambda: connect.connect_one(loop, errors, info, local_infos)

@@ -28,6 +28,7 @@ import socket
 import ssl
 from typing import Any
 
+from ..seams import ConnectionTracker, Loop
 from . import _sslproto_adapter as adapter
 
 
@@ -42,7 +43,7 @@ def _can_start_tls(transport: Any) -> bool:
     return bool(getattr(transport, "_start_tls_compatible", False))
 
 
-class TlsMixin(asyncio.AbstractEventLoop):
+class TlsMixin(Loop):
     """``start_tls`` and the ``_wrap_tls`` seam."""
 
     def _wrap_tls(
@@ -55,7 +56,7 @@ class TlsMixin(asyncio.AbstractEventLoop):
         server_side: bool = False,
         server_hostname: str | None = None,
         extra: dict[str, Any] | None = None,
-        server: Any = None,
+        server: ConnectionTracker | None = None,
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> asyncio.Transport:
@@ -66,18 +67,10 @@ class TlsMixin(asyncio.AbstractEventLoop):
         called), or fails with the handshake's exception.
         """
         ssl_protocol = adapter.make_ssl_protocol(
-            self,
-            protocol,
-            sslcontext,
-            waiter,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
-        # The plain transport owns the socket (and registers it in loop._transports); its
-        # connection_made starts the handshake.
-        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)  # type: ignore[attr-defined]
+            self, protocol, sslcontext, waiter, server_side=server_side, server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout)
+        # The plain transport owns the socket (and its fd); its connection_made starts the handshake.
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         return adapter.app_transport(ssl_protocol)
 
     async def start_tls(
@@ -101,16 +94,9 @@ class TlsMixin(asyncio.AbstractEventLoop):
         waiter = self.create_future()
         # Built before touching the transport, so bad timeouts (ValueError) leave it as it was.
         ssl_protocol = adapter.make_ssl_protocol(
-            self,
-            protocol,
-            sslcontext,
-            waiter,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            call_connection_made=False,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
+            self, protocol, sslcontext, waiter, server_side=server_side, server_hostname=server_hostname,
+            call_connection_made=False, ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout)
 
         transport.pause_reading()  # type: ignore[attr-defined]
         handles: list[asyncio.Handle] = []

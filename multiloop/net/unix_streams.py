@@ -1,49 +1,41 @@
 """Unix stream sockets: create_unix_connection and create_unix_server.
 
 Facts:
-- ``bind()`` on a path fails with EADDRINUSE while a file exists there, even the socket file of a server that
-  died. So a server removes a stale *socket* file first; it never removes any other kind of file (a typo in
-  the path must not delete someone's data).
-- On Linux a path starting with a NUL byte is in the abstract namespace: no file, nothing to clean up.
+- A server removes a stale *socket* file at its path before binding, never any other kind of file, and an
+  abstract-namespace address (leading NUL, Linux) has no file at all (see :mod:`.socketargs`).
 - ``cleanup_socket`` (3.13; accepted on every Python): on close, unlink the socket file, but only if it is
   still ours: another server may have replaced it since, which we tell by the inode recorded at bind time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import logging
 import os
 import socket
-import stat
 from collections.abc import Callable
 from typing import Any
 
-try:
-    import ssl as _ssl
-except ImportError:  # pragma: no cover
-    _ssl = None  # type: ignore[assignment]
-
+from ..seams import Loop
 from .server import Server
-
-logger = logging.getLogger("asyncio")
-
-
-def check_not_ssl_socket(sock: Any) -> None:
-    if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
+from .socketargs import check_not_ssl_socket, check_ssl_args, is_abstract, remove_stale_unix_socket
 
 
-def _is_abstract(path: Any) -> bool:
-    return len(path) > 0 and path[0] in (0, "\0")
+def _path_or_socket(path: Any, sock: socket.socket | None, missing: str) -> Any:
+    """Stock asyncio's checks of ``path``/``sock``: exactly one of them, and a socket must be a Unix stream
+    socket without TLS. Returns the path as a str/bytes, or None when ``sock`` is to be used."""
+    if path is not None:
+        if sock is not None:
+            raise ValueError("path and sock can not be specified at the same time")
+        return os.fspath(path)
+    if sock is None:
+        raise ValueError(missing)
+    if not (sock.family == socket.AF_UNIX and sock.type == socket.SOCK_STREAM):
+        raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+    check_not_ssl_socket(sock)
+    return None
 
 
-def _is_unix_stream(sock: socket.socket) -> bool:
-    return sock.family == socket.AF_UNIX and sock.type == socket.SOCK_STREAM
-
-
-class UnixStreamsMixin(asyncio.AbstractEventLoop):
+class UnixStreamsMixin(Loop):
     """create_unix_connection / create_unix_server."""
 
     async def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None, *,
@@ -54,17 +46,11 @@ class UnixStreamsMixin(asyncio.AbstractEventLoop):
         if ssl:
             if server_hostname is None:
                 raise ValueError("you have to pass server_hostname when using ssl")
-        else:
-            if server_hostname is not None:
-                raise ValueError("server_hostname is only meaningful with ssl")
-            if ssl_handshake_timeout is not None:
-                raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-            if ssl_shutdown_timeout is not None:
-                raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        elif server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        path = _path_or_socket(path, sock, "no path and sock were specified")
         if path is not None:
-            if sock is not None:
-                raise ValueError("path and sock can not be specified at the same time")
-            path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
             try:
                 sock.setblocking(False)
@@ -73,42 +59,30 @@ class UnixStreamsMixin(asyncio.AbstractEventLoop):
                 sock.close()
                 raise
         else:
-            if sock is None:
-                raise ValueError("no path and sock were specified")
-            if not _is_unix_stream(sock):
-                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-            check_not_ssl_socket(sock)
+            assert sock is not None  # checked by _path_or_socket
             sock.setblocking(False)
-        return await self._create_connection_transport(  # type: ignore[attr-defined,no-any-return]
+        return await self._create_connection_transport(
             sock, protocol_factory, ssl, server_hostname, ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
 
-    async def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None, *,
+    # typeshed types the result as asyncio.base_events.Server, stock's concrete class; ours is an AbstractServer.
+    async def create_unix_server(  # type: ignore[override]
+            self, protocol_factory: Callable[[], Any], path: Any = None, *,
                                  sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
                                  ssl_handshake_timeout: float | None = None,
                                  ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
                                  cleanup_socket: bool = True) -> Server:
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
-        if ssl_handshake_timeout is not None and not ssl:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None and not ssl:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+        check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+        path = _path_or_socket(path, sock, "path was not specified, and no sock specified")
         if path is not None:
-            if sock is not None:
-                raise ValueError("path and sock can not be specified at the same time")
-            path = os.fspath(path)
             sock = _bind_unix(path)
-        else:
-            if sock is None:
-                raise ValueError("path was not specified, and no sock specified")
-            if not _is_unix_stream(sock):
-                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-            check_not_ssl_socket(sock)
+        assert sock is not None  # checked by _path_or_socket
         unix_path, ino = None, 0
         if cleanup_socket:
             bound = sock.getsockname()
-            if bound and not _is_abstract(bound):
+            if bound and not is_abstract(bound):
                 try:
                     ino = os.stat(bound).st_ino
                     unix_path = bound
@@ -116,27 +90,15 @@ class UnixStreamsMixin(asyncio.AbstractEventLoop):
                     pass
         sock.setblocking(False)
         server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                        ssl_shutdown_timeout)
-        if unix_path is not None:
-            listener = server._listeners[0]  # type: ignore[index]
-            listener.unix_path, listener.unix_ino = unix_path, ino
+                        ssl_shutdown_timeout, unlink_on_close=None if unix_path is None else (unix_path, ino))
         if start_serving:
-            server._start_serving()
-            await asyncio.sleep(0)
+            await server.start_serving()  # listens, then yields once as stock asyncio does
         return server
 
 
 def _bind_unix(path: Any) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    if not _is_abstract(path):
-        try:
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.remove(path)  # a stale socket of a server that is gone
-        except FileNotFoundError:
-            pass
-        except OSError as err:
-            # The directory may allow creating a socket but not inspecting it; bind() will tell.
-            logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
+    remove_stale_unix_socket(path)  # a server that is gone may have left its socket file
     try:
         sock.bind(path)
     except OSError as exc:

@@ -50,7 +50,7 @@ class PollPoller(Poller):
         if timeout is not None and timeout <= 0:
             events = self._poll.poll(0)
         else:
-            events = self._poll.poll(0) if self._busy else None
+            events = self._poll.poll(0) if self._busy else []
             if not events:
                 events = self._poll.poll(None if timeout is None else math.ceil(timeout * 1000))
         self._busy = bool(events)

@@ -18,7 +18,8 @@ Facts that shape this module:
   otherwise the kernel may pick it for a Ctrl-C, and the main thread's poll would not be interrupted. Threads cost memory, not CPU, and
   need no process-wide state (a SIGCHLD handler would fight with other libraries over ``waitpid(-1)``).
 - If the loop is closed while a child still runs, its pidfd is closed and a thread takes over reaping, so
-  the child does not become a zombie and no fd outlives the loop.
+  the child does not become a zombie and no fd outlives the loop. In a process forked from the loop's, the
+  child is not ours to reap: closing the inherited loop only closes our copy of the pidfd.
 
 Choosing: ``MULTILOOP_CHILD_WATCHER`` = ``pidfd`` | ``thread`` | ``auto`` (default) forces the kind, which
 is how tests exercise the fallback on a kernel that has pidfds. :func:`child_watcher_kind` says which kind
@@ -32,7 +33,10 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..seams import Loop
 
 ENV_VAR = "MULTILOOP_CHILD_WATCHER"
 KINDS = ("pidfd", "thread")
@@ -85,16 +89,19 @@ def reap_in_thread(proc: subprocess.Popen[Any], done: Callable[[int], None] | No
 
 
 class ChildWatch:
-    """Watches one child for one loop and calls ``on_exit(returncode)`` on that loop, once."""
+    """Watches one child for one loop and calls ``on_exit(returncode)`` on that loop, once; then
+    ``forget(self)`` (the loop's set of watches)."""
 
-    __slots__ = ("_loop", "_proc", "_on_exit", "_pidfd", "kind", "__weakref__")
+    __slots__ = ("_loop", "_proc", "_on_exit", "_forget", "_pidfd", "_pid", "kind", "__weakref__")
 
-    def __init__(self, loop: Any, proc: subprocess.Popen[Any], on_exit: Callable[[int], None],
-                 kind: str | None = None) -> None:
-        self._loop = loop
+    def __init__(self, loop: Loop, proc: subprocess.Popen[Any], on_exit: Callable[[int], None],
+                 kind: str | None = None, *, forget: Callable[[ChildWatch], None] | None = None) -> None:
+        self._loop: Loop | None = loop
         self._proc = proc
-        self._on_exit = on_exit
+        self._on_exit: Callable[[int], None] | None = on_exit
+        self._forget = forget
         self._pidfd = -1
+        self._pid = os.getpid()  # the process whose child this is (a fork of it must not reap it)
         self.kind = kind or child_watcher_kind()
         if self.kind == "pidfd":
             try:
@@ -103,7 +110,7 @@ class ChildWatch:
                 self.kind = "thread"  # EMFILE and the like: this child gets a thread instead
             else:
                 try:
-                    loop._add_reader(self._pidfd, self._pidfd_ready)
+                    loop._fdtable.add_reader(self._pidfd, self._pidfd_ready)
                 except BaseException:
                     os.close(self._pidfd)
                     raise
@@ -114,7 +121,6 @@ class ChildWatch:
         return f"<ChildWatch pid={self._proc.pid} kind={self.kind}>"
 
     def _pidfd_ready(self) -> None:
-        loop = self._loop
         self._close_pidfd()
         returncode = self._proc.poll()
         if returncode is None:
@@ -123,38 +129,40 @@ class ChildWatch:
             self.kind = "thread"
             reap_in_thread(self._proc, self._from_thread)
             return
-        self._finish(loop, returncode)
+        self._finish(returncode)
 
     def _from_thread(self, returncode: int) -> None:
         loop = self._loop
         if loop is None:
             return
         try:
-            loop.call_soon_threadsafe(self._finish, loop, returncode)
+            loop.call_soon_threadsafe(self._finish, returncode)
         except RuntimeError:
             pass  # the loop was closed (or we are a forked child); the child is reaped all the same
 
-    def _finish(self, loop: Any, returncode: int) -> None:
+    def _finish(self, returncode: int) -> None:
         on_exit = self._on_exit
         if on_exit is None:
             return
         self._on_exit = None
-        loop._child_watches.discard(self)
+        if self._forget is not None:
+            self._forget(self)
         self._loop = None
         on_exit(returncode)
 
     def _close_pidfd(self) -> None:
         if self._pidfd >= 0:
             if self._loop is not None:
-                self._loop._remove_reader(self._pidfd)
+                self._loop._fdtable.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = -1
 
     def detach(self) -> None:
-        """The loop is closing: stop reporting, but make sure the child is still reaped (no zombie)."""
+        """The loop is closing: stop reporting, but make sure the child is still reaped (no zombie) - unless
+        this is a forked copy of the loop's process, where only our copy of the pidfd is closed."""
         self._on_exit = None
         if self._pidfd >= 0:
             self._close_pidfd()
-            if self._proc.poll() is None:
+            if self._pid == os.getpid() and self._proc.poll() is None:
                 reap_in_thread(self._proc, None)
         self._loop = None

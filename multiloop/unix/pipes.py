@@ -9,45 +9,40 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+from ..seams import Loop
+from ..transport_base import wait_made
 from .pipe_transports import ReadPipeTransport, WritePipeTransport
 
 logger = logging.getLogger("asyncio")
 
+_ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
+_TransportT = TypeVar("_TransportT", bound=asyncio.BaseTransport)
 
-class PipesMixin(asyncio.AbstractEventLoop):
+
+class PipesMixin(Loop):
     """Pipe transports for pipes, FIFOs, sockets, ttys/ptys and (for reading) regular files."""
 
-    async def connect_read_pipe(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                                pipe: Any) -> tuple[asyncio.ReadTransport, asyncio.BaseProtocol]:
+    async def connect_read_pipe(self, protocol_factory: Callable[[], _ProtocolT],
+                                pipe: Any) -> tuple[asyncio.ReadTransport, _ProtocolT]:
+        return await self._connect_pipe(self._make_read_pipe_transport, protocol_factory, pipe, "Read")
+
+    async def connect_write_pipe(self, protocol_factory: Callable[[], _ProtocolT],
+                                 pipe: Any) -> tuple[asyncio.WriteTransport, _ProtocolT]:
+        return await self._connect_pipe(self._make_write_pipe_transport, protocol_factory, pipe, "Write")
+
+    async def _connect_pipe(self, make: Callable[[Any, _ProtocolT, asyncio.Future[Any]], _TransportT],
+                            protocol_factory: Callable[[], _ProtocolT], pipe: Any,
+                            kind: str) -> tuple[_TransportT, _ProtocolT]:
         self._check_closed()
         protocol = protocol_factory()
         waiter = self.create_future()
-        transport = self._make_read_pipe_transport(pipe, protocol, waiter)
-        await self._finish_pipe_handshake(transport, waiter)
+        transport = make(pipe, protocol, waiter)
+        await wait_made(transport, waiter)
         if self.get_debug():
-            logger.debug("Read pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
+            logger.debug("%s pipe %r connected: (%r, %r)", kind, pipe.fileno(), transport, protocol)
         return transport, protocol
-
-    async def connect_write_pipe(self, protocol_factory: Callable[[], asyncio.BaseProtocol],
-                                 pipe: Any) -> tuple[asyncio.WriteTransport, asyncio.BaseProtocol]:
-        self._check_closed()
-        protocol = protocol_factory()
-        waiter = self.create_future()
-        transport = self._make_write_pipe_transport(pipe, protocol, waiter)
-        await self._finish_pipe_handshake(transport, waiter)
-        if self.get_debug():
-            logger.debug("Write pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
-        return transport, protocol
-
-    @staticmethod
-    async def _finish_pipe_handshake(transport: asyncio.BaseTransport, waiter: asyncio.Future[Any]) -> None:
-        try:
-            await waiter
-        except BaseException:
-            transport.close()
-            raise
 
     # Names kept from asyncio's BaseEventLoop: CPython's tests and some libraries build transports through
     # them directly.

@@ -35,9 +35,13 @@ import sys
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVarTuple, Unpack
+
+from ..seams import Loop
 
 logger = logging.getLogger("asyncio")
+
+_Ts = TypeVarTuple("_Ts")
 
 # Loops that currently own handlers, for the fork hook.
 _loops_with_handlers: weakref.WeakSet[SignalsMixin] = weakref.WeakSet()
@@ -60,7 +64,7 @@ def _check_signal(sig: Any) -> None:
         raise ValueError(f"invalid signal number {sig}")
 
 
-class SignalsMixin(asyncio.AbstractEventLoop):
+class SignalsMixin(Loop):
     """Signal handlers through ``signal.set_wakeup_fd``; see the module docstring."""
 
     # Class-level defaults: the pipe is created on first use, so a loop that never handles signals costs no fd.
@@ -82,7 +86,7 @@ class SignalsMixin(asyncio.AbstractEventLoop):
     # asyncio's names for these helpers, kept for code and tests written against stock asyncio.
     _check_signal = staticmethod(_check_signal)
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+    def add_signal_handler(self, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         """Call ``callback(*args)`` from the loop whenever signal ``sig`` arrives. Main thread only.
 
         Raises TypeError (coroutine callback, non-int sig), ValueError (not a signal number), RuntimeError
@@ -131,7 +135,7 @@ class SignalsMixin(asyncio.AbstractEventLoop):
             os.set_blocking(rfd, False)
             os.set_blocking(wfd, False)
             self._signal_rfd, self._signal_wfd = rfd, wfd
-            self._add_reader(rfd, self._read_signals)
+            self._fdtable.add_reader(rfd, self._read_signals)
         if self._signal_wakeup_installed:
             return
         try:

@@ -16,12 +16,15 @@ import asyncio
 import logging
 import subprocess
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from .child_watcher import ChildWatch, reap_in_thread
-from .subprocess_transport import SubprocessTransport
+from ..seams import Loop
+from .child_watcher import ChildWatch
+from .subprocess_transport import SubprocessTransport, start_subprocess
 
 logger = logging.getLogger("asyncio")
+
+_ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 
 
 def _check_text_args(universal_newlines: Any, bufsize: Any, text: Any, encoding: Any, errors: Any) -> None:
@@ -37,17 +40,17 @@ def _check_text_args(universal_newlines: Any, bufsize: Any, text: Any, encoding:
         raise ValueError("errors must be None")
 
 
-class SubprocessMixin(asyncio.AbstractEventLoop):
+class SubprocessMixin(Loop):
     """Subprocess support; see the module docstring."""
 
     _child_watches: set[ChildWatch] | None = None  # created on first use
 
-    async def subprocess_shell(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol], cmd: str | bytes,
+    async def subprocess_shell(self, protocol_factory: Callable[[], _ProtocolT], cmd: str | bytes,
                                *, stdin: Any = subprocess.PIPE, stdout: Any = subprocess.PIPE,
                                stderr: Any = subprocess.PIPE, universal_newlines: bool = False,
                                shell: bool = True, bufsize: int = 0, encoding: str | None = None,
                                errors: str | None = None, text: bool | None = None,
-                               **kwargs: Any) -> tuple[asyncio.SubprocessTransport, asyncio.SubprocessProtocol]:
+                               **kwargs: Any) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
         if not isinstance(cmd, (bytes, str)):
             raise ValueError("cmd must be a string")
         if universal_newlines:
@@ -62,12 +65,12 @@ class SubprocessMixin(asyncio.AbstractEventLoop):
                                                           **kwargs)
         return transport, protocol
 
-    async def subprocess_exec(self, protocol_factory: Callable[[], asyncio.SubprocessProtocol], program: Any,
+    async def subprocess_exec(self, protocol_factory: Callable[[], _ProtocolT], program: Any,
                               *args: Any, stdin: Any = subprocess.PIPE, stdout: Any = subprocess.PIPE,
                               stderr: Any = subprocess.PIPE, universal_newlines: bool = False,
                               shell: bool = False, bufsize: int = 0, encoding: str | None = None,
                               errors: str | None = None, text: bool | None = None,
-                              **kwargs: Any) -> tuple[asyncio.SubprocessTransport, asyncio.SubprocessProtocol]:
+                              **kwargs: Any) -> tuple[asyncio.SubprocessTransport, _ProtocolT]:
         if universal_newlines:
             raise ValueError("universal_newlines must be False")
         if shell:
@@ -81,47 +84,25 @@ class SubprocessMixin(asyncio.AbstractEventLoop):
                                                           stderr, bufsize, **kwargs)
         return transport, protocol
 
-    async def _make_subprocess_transport(self, protocol: asyncio.SubprocessProtocol, args: Any, shell: bool,
+    async def _make_subprocess_transport(self, protocol: asyncio.BaseProtocol, args: Any, shell: bool,
                                          stdin: Any, stdout: Any, stderr: Any, bufsize: int,
                                          extra: dict[str, Any] | None = None,
                                          **kwargs: Any) -> SubprocessTransport:
         self._check_closed()
-        transport = SubprocessTransport(self, protocol, extra)
-        try:
-            transport._start(args, shell, stdin, stdout, stderr, bufsize, **kwargs)
-        except BaseException:
-            transport._closed = True  # nothing started: nothing to kill, no ResourceWarning
-            raise
-        watched = False
-        try:
-            self._watch_child(transport)
-            watched = True
-            await transport._connect_pipes()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException:
-            # Cancelled or failed while connecting pipes: kill the child and wait for it, as asyncio does.
-            transport._abort_setup()
-            if watched:
-                await transport._wait_exited()
-            else:
-                reap_in_thread(transport._proc, None)
-            raise
+        transport = await start_subprocess(self, protocol, self._watch_child, args, shell, stdin, stdout, stderr,
+                                           bufsize, extra, **kwargs)
         if self.get_debug():
             logger.info("%r started", transport)
         return transport
 
-    def _watch_child(self, transport: SubprocessTransport) -> None:
-        if self._child_watches is None:
-            self._child_watches = set()
-        watch = ChildWatch(self, transport._proc, transport._process_exited)
-        self._child_watches.add(watch)
+    def _watch_child(self, proc: subprocess.Popen[bytes], on_exit: Callable[[int], None]) -> None:
+        watches = self._child_watches
+        if watches is None:
+            watches = self._child_watches = set()
+        watches.add(ChildWatch(self, proc, on_exit, forget=watches.discard))
 
     def close(self) -> None:
         super().close()
         watches, self._child_watches = self._child_watches, None
         for watch in watches or ():
-            if self._forked:
-                watch._close_pidfd()  # not our child here: only drop our copy of the fd
-            else:
-                watch.detach()
+            watch.detach()

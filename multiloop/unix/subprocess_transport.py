@@ -19,7 +19,9 @@ specified by the public types that consume it:
 - ``close()`` closes the pipes and kills the child if it is still running (asyncio's rule), without waiting.
 
 Attribute names (``_proc``, ``_pid``, ``_returncode``, ``_pipes``, ``_loop``, ``_protocol``) match
-asyncio's, because CPython's own tests and some libraries inspect them.
+asyncio's, because CPython's own tests and some libraries inspect them. What it shares with the fd
+transports (protocol, closing state, the unclosed-at-collection warning) is
+:class:`multiloop.transport_base.TransportBase`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
-import warnings
 from collections.abc import Callable
 from typing import Any
+
+from ..seams import Loop
+from ..transport_base import TransportBase
+from .child_watcher import reap_in_thread
 
 logger = logging.getLogger("asyncio")
 
@@ -37,6 +42,32 @@ logger = logging.getLogger("asyncio")
 def _set_result_unless_done(fut: asyncio.Future[Any]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+async def start_subprocess(loop: Loop, protocol: asyncio.BaseProtocol,
+                           watch: Callable[[subprocess.Popen[bytes], Callable[[int], None]], object], args: Any,
+                           shell: bool, stdin: Any, stdout: Any, stderr: Any, bufsize: int,
+                           extra: dict[str, Any] | None, **kwargs: Any) -> SubprocessTransport:
+    """Start the child, have ``watch(proc, on_exit)`` watch for its exit, connect its pipes; return the
+    transport once ``protocol.connection_made`` has run. Popen's errors propagate and nothing is left behind;
+    if connecting the pipes fails or is cancelled, the child is killed and waited for, as asyncio does."""
+    transport = SubprocessTransport(loop, protocol, extra)
+    proc = transport._start(args, shell, stdin, stdout, stderr, bufsize, **kwargs)
+    watched = False
+    try:
+        watch(proc, transport._process_exited)
+        watched = True
+        await transport._connect_pipes()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException:
+        transport._abort_setup()
+        if watched:
+            await transport._wait_exited()
+        else:
+            reap_in_thread(proc, None)
+        raise
+    return transport
 
 
 class _PipeProtocol(asyncio.Protocol):
@@ -55,50 +86,63 @@ class _PipeProtocol(asyncio.Protocol):
         self.pipe = transport
 
     def data_received(self, data: bytes) -> None:
-        self.owner._pipe_data_received(self.fd, data)
+        if self.owner is not None:
+            self.owner._pipe_data_received(self.fd, data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.disconnected = True
         owner, self.owner = self.owner, None
-        owner._pipe_connection_lost(self.fd, exc)
+        if owner is not None:
+            owner._pipe_connection_lost(self.fd, exc)
 
     def pause_writing(self) -> None:
-        self.owner._protocol.pause_writing()
+        if self.owner is not None:
+            self.owner._protocol.pause_writing()
 
     def resume_writing(self) -> None:
-        self.owner._protocol.resume_writing()
+        if self.owner is not None:
+            self.owner._protocol.resume_writing()
 
 
-class SubprocessTransport(asyncio.SubprocessTransport):
-    def __init__(self, loop: Any, protocol: asyncio.SubprocessProtocol,
+class SubprocessTransport(TransportBase, asyncio.SubprocessTransport):
+    """A child process and the pipe transports connected to its stdin/stdout/stderr."""
+
+    def __init__(self, loop: Loop, protocol: asyncio.BaseProtocol,
                  extra: dict[str, Any] | None = None) -> None:
         super().__init__(extra)
         self._loop = loop
         self._protocol = protocol
+        self._closing = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._pid: int | None = None
         self._returncode: int | None = None
-        self._closed = False
         self._finished = False
         self._pipes: dict[int, _PipeProtocol | None] = {}
-        self._pending_calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = []
+        # Events before connection_made, delivered after it; None once connection_made is scheduled.
+        self._pending_calls: list[tuple[Callable[..., object], tuple[Any, ...]]] | None = []
         self._exit_waiters: list[asyncio.Future[int]] = []  # resolved when finished (Process.wait)
         self._exited_waiters: list[asyncio.Future[int]] = []  # resolved at exit (failed setup)
 
     # ------------------------------------------------------------------------------------ starting
     def _start(self, args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, bufsize: int,
-               **kwargs: Any) -> None:
+               **kwargs: Any) -> subprocess.Popen[bytes]:
         for fd, spec in ((0, stdin), (1, stdout), (2, stderr)):
             if spec == subprocess.PIPE:
                 self._pipes[fd] = None
         # bufsize=0: unbuffered FileIO objects, whose fds the pipe transports take over.
-        self._proc = subprocess.Popen(args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
-                                      universal_newlines=False, bufsize=bufsize, **kwargs)
-        self._pid = self._proc.pid
-        self._extra["subprocess"] = self._proc
+        try:
+            proc = subprocess.Popen(args, shell=shell, stdin=stdin, stdout=stdout, stderr=stderr,
+                                    universal_newlines=False, bufsize=bufsize, **kwargs)
+        except BaseException:
+            self._closing = True  # nothing started: nothing to kill, no ResourceWarning
+            raise
+        self._proc = proc
+        self._pid = proc.pid
+        self._extra["subprocess"] = proc
+        return proc
 
     async def _connect_pipes(self) -> None:
-        proc, loop = self._proc, self._loop
+        proc, loop = self._check_proc(), self._loop
         if proc.stdin is not None:
             _, proto = await loop.connect_write_pipe(lambda: _PipeProtocol(self, 0), proc.stdin)
             self._pipes[0] = proto
@@ -108,7 +152,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if proc.stderr is not None:
             _, proto = await loop.connect_read_pipe(lambda: _PipeProtocol(self, 2), proc.stderr)
             self._pipes[2] = proto
-        pending, self._pending_calls = self._pending_calls, None
+        pending, self._pending_calls = self._pending_calls or [], None
         loop.call_soon(self._protocol.connection_made, self)
         for callback, args in pending:
             loop.call_soon(callback, *args)
@@ -121,7 +165,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     def _abort_setup(self) -> None:
         """Starting failed or was cancelled after the child was created: close what is connected, close
         the pipe ends no transport took over yet, kill the child. The protocol never hears of it."""
-        proc = self._proc
+        proc = self._check_proc()
         unconnected = [fd for fd, proto in self._pipes.items() if proto is None]
         for fd in unconnected:
             del self._pipes[fd]
@@ -141,7 +185,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     # ------------------------------------------------------------------------------------ public API
     def __repr__(self) -> str:
         info = [type(self).__name__]
-        if self._closed:
+        if self._closing:
             info.append("closed")
         if self._pid is not None:
             info.append(f"pid={self._pid}")
@@ -157,8 +201,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
                 info.append(f"{name}={proto.pipe}")
         return f"<{' '.join(info)}>"
 
-    def get_pid(self) -> int | None:
-        return self._pid
+    def get_pid(self) -> int:
+        return self._pid  # type: ignore[return-value]  # None only before the child is started
 
     def get_returncode(self) -> int | None:
         return self._returncode
@@ -167,55 +211,46 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         proto = self._pipes.get(fd)
         return proto.pipe if proto is not None else None
 
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol
-
-    def is_closing(self) -> bool:
-        return self._closed
-
-    def _check_proc(self) -> None:
+    def _check_proc(self) -> subprocess.Popen[bytes]:
+        """The child, or ProcessLookupError once the transport has finished (asyncio's rule)."""
         if self._proc is None:
             raise ProcessLookupError()
+        return self._proc
 
     def send_signal(self, signal: int) -> None:
-        self._check_proc()
-        self._proc.send_signal(signal)
+        self._check_proc().send_signal(signal)
 
     def terminate(self) -> None:
-        self._check_proc()
-        self._proc.terminate()
+        self._check_proc().terminate()
 
     def kill(self) -> None:
-        self._check_proc()
-        self._proc.kill()
+        self._check_proc().kill()
 
     def close(self) -> None:
-        if self._closed:
+        if self._closing:
             return
-        self._closed = True
+        self._closing = True
         for proto in self._pipes.values():
             if proto is not None and proto.pipe is not None:
                 proto.pipe.close()
         proc = self._proc
         # poll(): the child may have exited without the loop having been told yet; do not kill then.
         if proc is not None and self._returncode is None and proc.poll() is None:
-            if self._loop is not None and self._loop.get_debug():
+            if self._loop.get_debug():
                 logger.warning("Close running child process: kill %r", self)
             try:
                 proc.kill()
             except (ProcessLookupError, PermissionError):
                 pass  # exited meanwhile, or a setuid child we may not signal
 
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if not self._closed:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self.close()
+    def _holds_resources(self) -> bool:
+        return not self._closing
+
+    def _release_at_collection(self) -> None:
+        self.close()  # closes the pipes (at once if the loop is closed) and kills a running child
 
     # --------------------------------------------------------------------------------- events in
-    def _call(self, callback: Callable[..., Any], *args: Any) -> None:
+    def _call(self, callback: Callable[..., object], *args: Any) -> None:
         if self._pending_calls is not None:
             self._pending_calls.append((callback, args))
         else:
@@ -234,8 +269,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if self._loop.get_debug():
             logger.info("%r exited with return code %r", self, returncode)
         self._returncode = returncode
-        if self._proc.returncode is None:
-            self._proc.returncode = returncode
+        proc = self._check_proc()
+        if proc.returncode is None:
+            proc.returncode = returncode
         for waiter in self._exited_waiters:
             if not waiter.done():
                 waiter.set_result(returncode)
@@ -254,11 +290,12 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         try:
             self._protocol.connection_lost(exc)
         finally:
+            returncode = self._returncode
+            assert returncode is not None  # finishing needs the exit status
             for waiter in self._exit_waiters:
                 if not waiter.done():
-                    waiter.set_result(self._returncode)
+                    waiter.set_result(returncode)
             self._exit_waiters = []
-            self._loop = None
             self._proc = None
             self._protocol = None
 

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import unittest
+from typing import Any
 
 from multiloop.kit.conformance.conformance_scope import MODULES, NET_APIS, UNIX_APIS, Adapt, parse_scopes
 
@@ -119,19 +120,19 @@ class Census:
         census = self
         ml_init = multiloop.loop.EventLoop.__init__
 
-        def counted_multiloop_init(loop, *args, **kwargs):
+        def counted_multiloop_init(loop: Any, *args: Any, **kwargs: Any) -> None:
             census.multiloop += 1
             ml_init(loop, *args, **kwargs)
 
-        multiloop.loop.EventLoop.__init__ = counted_multiloop_init
+        multiloop.loop.EventLoop.__init__ = counted_multiloop_init  # type: ignore[method-assign,assignment]
 
         stock_init = asyncio.BaseEventLoop.__init__
 
-        def counted_stock_init(loop, *args, **kwargs):
+        def counted_stock_init(loop: Any, *args: Any, **kwargs: Any) -> None:
             census.stock[type(loop).__name__] += 1
             stock_init(loop, *args, **kwargs)
 
-        asyncio.BaseEventLoop.__init__ = counted_stock_init
+        asyncio.BaseEventLoop.__init__ = counted_stock_init  # type: ignore[method-assign,assignment]
 
     def snapshot(self) -> tuple[int, collections.Counter[str]]:
         return self.multiloop, collections.Counter(self.stock)
@@ -152,11 +153,11 @@ def install_multiloop_policy(backend: str) -> None:
     if "_loop_factory" not in vars(policy_cls) and not hasattr(policy_cls, "_loop_factory"):
         raise SystemExit(f"asyncio.DefaultEventLoopPolicy has no _loop_factory on Python {sys.version}: "
                          f"the conformance runner needs another way to install multiloop loops")
-    policy_cls._loop_factory = staticmethod(factory)
+    policy_cls._loop_factory = staticmethod(factory)  # type: ignore[attr-defined]
     asyncio.set_event_loop_policy(None)
     loop = asyncio.new_event_loop()
     try:
-        if type(loop).__module__.split(".")[0] != "multiloop" or loop.backend != backend:
+        if type(loop).__module__.split(".")[0] != "multiloop" or getattr(loop, "backend", None) != backend:
             raise SystemExit(f"policy did not produce a multiloop {backend} loop: {loop!r}")
     finally:
         loop.close()
@@ -220,10 +221,10 @@ def _adapted_class(mod, test_utils, adapt: Adapt, mixins: list[type], backend: s
         bases = (*mixins, test_utils.TestCase if adapt.base == "test_utils.TestCase" else unittest.TestCase)
     attrs: dict[str, object] = {"__module__": mod.__name__, "__qualname__": name,
                                 "__doc__": f"{'+'.join(adapt.mixins)} on multiloop backend {backend!r}"}
-    skip_setup_of = mixins[-1]
+    skip_setup_of: Any = mixins[-1]
 
-    def new_loop():
-        loop = multiloop.new_loop(backend)
+    def new_loop() -> Any:
+        loop: Any = multiloop.new_loop(backend)
         if adapt.runner_flag:
             loop.shutdown_ag_run = False
             real_shutdown_asyncgens = loop.shutdown_asyncgens
@@ -236,7 +237,7 @@ def _adapted_class(mod, test_utils, adapt: Adapt, mixins: list[type], backend: s
         return loop
 
     if adapt.method == "setUp":
-        def setUp(self):
+        def setUp(self: Any) -> None:
             super(skip_setup_of, self).setUp()  # the mixin's own setUp (if any) would build a stock loop
             self.loop = new_loop()
             self.set_event_loop(self.loop)
@@ -285,7 +286,7 @@ def plan_module(modname: str, backend: str, scopes: tuple[str, ...], exclusions:
 
     adapted_mixins: list[type] = []
     for adapt in spec.adapt:
-        mixins = [getattr(mod, n, None) for n in adapt.mixins]
+        mixins: list[Any] = [getattr(mod, n, None) for n in adapt.mixins]
         if any(m is None for m in mixins):
             plan.dropped[adapt.name] = f"mixins {adapt.mixins} not all defined on this Python/platform"
             continue
@@ -354,9 +355,7 @@ class Recorder(unittest.TestResult):
         self.records: dict[str, dict] = {}
         self._mark: tuple[int, collections.Counter[str]] = (0, collections.Counter())
         self._t0 = 0.0
-        import test.support as support
-
-        self._support = support
+        self._support: Any = importlib.import_module("test.support")
 
     def _rec(self, test) -> dict:
         tid = short_id(test.id())
@@ -366,7 +365,7 @@ class Recorder(unittest.TestResult):
         rec = self._rec(test)
         if rec["outcome"] not in ("failed", "error"):
             rec["outcome"] = kind
-        text = err if isinstance(err, str) else self._exc_info_to_string(err, test)
+        text = err if isinstance(err, str) else self._exc_info_to_string(err, test)  # type: ignore[attr-defined]
         rec["excerpt"] = (rec["excerpt"] + "\n" if rec["excerpt"] else "") + excerpt(text)
 
     def startTest(self, test) -> None:
@@ -407,7 +406,7 @@ class Recorder(unittest.TestResult):
         if err is not None:
             kind = "failed" if issubclass(err[0], test.failureException) else "error"
             self._fail(test, kind, f"subtest {subtest._subDescription()}:\n"
-                                   + self._exc_info_to_string(err, test))
+                                   + self._exc_info_to_string(err, test))  # type: ignore[attr-defined]
 
     def addSkip(self, test, reason) -> None:
         super().addSkip(test, reason)
@@ -467,7 +466,7 @@ def summarize(modname: str, plan: Plan, recorder: Recorder, census_before: int, 
     spec = MODULES[modname]
     ids = [short_id(t.id()) for t in plan.tests]
     extra = [tid for tid in recorder.records if tid not in set(ids)]  # class/module fixture errors
-    counts = collections.Counter()
+    counts: collections.Counter[str] = collections.Counter()
     failures = []
     stock_by_class: collections.Counter[str] = collections.Counter()
     stock_selector_tests = []
@@ -540,7 +539,8 @@ def run(backend: str, modules: list[str], scopes: tuple[str, ...], json_path: st
     census.install()
     install_multiloop_policy(backend)
     exclusions = load_exclusions()
-    report = {"python": sys.version.split()[0], "backend": backend, "scopes": list(scopes), "modules": {}}
+    report: dict[str, Any] = {"python": sys.version.split()[0], "backend": backend, "scopes": list(scopes),
+                              "modules": {}}
 
     def write() -> None:
         if json_path:

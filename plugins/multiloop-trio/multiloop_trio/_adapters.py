@@ -126,8 +126,9 @@ def trio_as_aio(proc: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, A
                 cancelled = exc  # keep waiting until the trio side has unwound
                 scope.cancel()
         if cancelled is not None:
-            if not fut.cancelled() and fut.exception() is not None:
-                raise fut.exception() from None
+            error = None if fut.cancelled() else fut.exception()
+            if error is not None:
+                raise error from None
             raise cancelled
         return fut.result()
 
