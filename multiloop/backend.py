@@ -130,6 +130,7 @@ class Poller(abc.ABC):
     - ``fileno()``: the kernel object's fd (epoll/kqueue), or None.
     - ``make_waker()``: how ``call_soon_threadsafe`` interrupts a wait.
     - ``drives_loop`` / ``drive(iteration)``: for a backend that cannot block in ``poll``.
+    - ``reports_closed_fds``: the backend always reports a closed fd as INVALID (the core then trusts it).
     - ``discard_stale(fds)``: called when ``poll`` reported fds the core has no registration for.
     - ``statistics()``: counters shown in ``loop.stats().backend_stats``.
     - ``close()`` releases the kernel object; after it, no method is called again.
@@ -140,6 +141,12 @@ class Poller(abc.ABC):
     #: True when the core must call :meth:`drive` from ``run_forever`` instead of running its own loop
     #: around :meth:`poll`. A class attribute the core reads once per ``run_forever``.
     drives_loop: ClassVar[bool] = False
+    #: True when ``poll`` never reports an fd that was closed while registered as anything but INVALID (or
+    #: never reports it again): poll(2), select(), kqueue (closing drops the knotes). Then the core skips its
+    #: own check, which otherwise samples a few reported fds with ``fstat`` every 256th pass to end the
+    #: busy loop a closed fd would cause (epoll reports a closed fd whose file a ``dup()`` keeps open as
+    #: ready, forever). Claiming it wrongly costs that protection; the default is the safe answer.
+    reports_closed_fds: ClassVar[bool] = False
 
     @abc.abstractmethod
     def register(self, fd: int, events: int) -> None:

@@ -62,7 +62,7 @@ READ_BUFFER_SIZE = 256 * 1024
 # Events that are not plain readiness: one test per event on the hot path covers both.
 _ERROR_OR_INVALID = ERROR | INVALID
 # Every 2**_AUDIT_SHIFT passes that report fds, check that (a few of) them are still open: see _audit.
-_AUDIT_SHIFT = 6
+_AUDIT_SHIFT = 8
 _AUDIT_MASK = (1 << _AUDIT_SHIFT) - 1
 _AUDIT_FDS = 4
 
@@ -387,7 +387,7 @@ class LoopCore(LoopServices):
         append = self._ready.append
         stats = self._stats
         stats[2] += len(events)
-        if not stats[0] & 63:  # _AUDIT_MASK, as a constant: this runs on every pass
+        if not stats[0] & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
             events = self._audit(events, stats[0] >> _AUDIT_SHIFT)
         for fd, ev in events:
             entry = fds.get(fd)
@@ -437,9 +437,12 @@ class LoopCore(LoopServices):
         Backends report a closed fd when their kernel does (POLLNVAL, EBADF). epoll cannot: a registration
         whose fd was closed while a dup() keeps the file open goes on reporting the old number as ready,
         and a reader still registered under it runs -- and fails -- on every pass, forever. Sampling a few
-        fds every 64th pass costs a bit-test per pass and an fstat per fd sampled, and bounds such a busy loop
-        to about 64 passes; it also protects the loop from a third-party backend that loses POLLNVAL
-        (selectors does). ``rotation`` varies which fds of a long list are sampled."""
+        fds every 256th pass costs a bit-test per pass and an fstat per fd sampled, and bounds such a busy
+        loop to about 256 passes; it also protects the loop from a third-party backend that loses POLLNVAL
+        (selectors does). A backend that declares ``reports_closed_fds`` is trusted and never sampled.
+        ``rotation`` varies which fds of a long list are sampled."""
+        if self._poller.reports_closed_fds:
+            return events
         fds = self._fds
         n = len(events)
         if not n:

@@ -173,7 +173,7 @@ def test_dup_closed_while_still_registered_is_dropped_and_reported_once(loop, ru
         b.send(b"readable through the dup")
         run(asyncio.sleep(0.2))  # any burst before the loop notices happens here
         assert passes_while_idle(loop, run) <= IDLE_PASSES
-        assert len(runs) <= 100
+        assert len(runs) <= 300  # the core samples reported fds every 256th pass (epoll cannot tell)
         assert_still_serving(loop, run, other)
     finally:
         os.close(keep)

@@ -10,8 +10,9 @@ Facts about ``selectors`` that shape this backend:
   translate both ways.
 - It hides the kernel's "this fd is closed" answers: ``PollSelector`` turns POLLNVAL into READ|WRITE,
   epoll and kqueue drop a closed file silently, ``SelectSelector`` lets EBADF escape from ``select()``.
-  We cannot report INVALID. The core's own defence covers us: it samples the fds we report and drops
-  closed ones, so a closed fd costs a bounded burst of passes, not a busy loop.
+  We cannot report INVALID, so we do not declare ``reports_closed_fds``: the core's own defence covers us
+  (it samples the fds we report every 256th pass and drops closed ones), so a closed fd costs a bounded
+  burst of passes, not a busy loop.
 - Its epoll flavour inherits epoll's stale registrations: after ``dup()`` + ``close()`` + unregister, the
   kernel keeps reporting the old fd number, and ``select()`` -- which drops events for fds it has no key
   for -- returns an empty list at once, every time. The core never sees those events (so the contract's

@@ -43,9 +43,9 @@ __all__ = ["CheckFailure", "SkipCheck", "Check", "CHECKS", "check", "Harness", "
 
 #: Loop passes allowed while a loop waits 0.2 s for a timer with nothing ready. A blocking backend makes
 #: 1-3 (a few more if something wakes it); a spinning one makes tens of thousands. The bound leaves room
-#: for the core's own last-resort defence (it samples reported fds every 64 events, see
+#: for the core's own last-resort defence (it samples reported fds every 256th pass, see
 #: ``LoopCore._audit``), which ends a busy loop the kernel cannot report within that many passes.
-MAX_IDLE_PASSES = 100
+MAX_IDLE_PASSES = 300
 #: The idle window, in seconds.
 IDLE_WINDOW = 0.2
 

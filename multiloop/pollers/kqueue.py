@@ -249,6 +249,7 @@ class KqueuePoller(Poller):
     translation runs against a fake kernel in tests; by default they are the ``select`` module's."""
 
     name = NAME
+    reports_closed_fds = True  # see the module docstring
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ NAME = "poll"
 
 class PollPoller(Poller):
     name = NAME
+    reports_closed_fds = True  # see the module docstring
 
     def __init__(self) -> None:
         self._poll = _select.poll()

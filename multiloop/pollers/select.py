@@ -29,6 +29,7 @@ FD_SETSIZE = 1024
 
 class SelectPoller(Poller):
     name = NAME
+    reports_closed_fds = True  # see the module docstring
 
     def __init__(self) -> None:
         self._events: dict[int, int] = {}

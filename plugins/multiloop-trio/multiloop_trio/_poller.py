@@ -112,6 +112,7 @@ class TrioPoller(Poller):
 
     name = NAME
     drives_loop = True
+    reports_closed_fds = True  # a wait on a closed fd fails with EBADF: reported as INVALID
 
     def __init__(self) -> None:
         self._interest: dict[int, int] = {}
