@@ -12,7 +12,19 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .api import backends, default_backend, loop_factory, new_loop, run
-from .backend import CAPABILITIES, ERROR, READ, WRITE, Backend, Capability, Iteration, Poller
+from .backend import (
+    CAPABILITIES,
+    ERROR,
+    INVALID,
+    READ,
+    WRITE,
+    Backend,
+    Capability,
+    Iteration,
+    Poller,
+    check_fd_open,
+    translate_oserror,
+)
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -39,7 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "new_loop", "run", "loop_factory", "backends", "default_backend", "EventLoop",
     "hookimpl", "hookspec", "Backend", "BackendInfo", "BrokenPlugin", "Capability", "CAPABILITIES", "Poller",
-    "Iteration", "READ", "WRITE", "ERROR", "LoopStats",
+    "Iteration", "READ", "WRITE", "ERROR", "INVALID", "translate_oserror", "check_fd_open", "LoopStats",
     "MultiloopError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
     "NoBackendAvailableError", "PollerError", "BadFdError", "FdLimitError", "UnpollableFdError",
     "InvalidFdError", "LoopForkedError",
