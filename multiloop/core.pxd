@@ -30,4 +30,5 @@ cdef class _CoreState:
     cdef public double _clock_resolution
     cdef public object _current_handle
     cdef public list _stats
+    cdef public object _instruments
     cdef object __weakref__
