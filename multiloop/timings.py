@@ -27,7 +27,7 @@ from typing import Any
 
 from .stats import LoopTimings, SlowCallback
 
-__all__ = ["TimingsRecorder", "describe_callback", "SLOWEST_KEPT"]
+__all__ = ["TimingsRecorder", "describe_callback", "format_timings", "SLOWEST_KEPT"]
 
 #: How many of the slowest callbacks ``LoopTimings.slowest`` lists.
 SLOWEST_KEPT = 5
@@ -119,21 +119,16 @@ class TimingsRecorder:
             slowest=tuple(entry[2] for entry in sorted(self._slowest, reverse=True)))
 
 
-def format_stats(stats: Any) -> str:
-    """``loop.stats()`` as a few readable lines (``python -m multiloop run --stats`` prints this at exit)."""
-    lines = [f"multiloop stats (backend {stats.backend}): {stats.iterations} passes, {stats.callbacks} callbacks, "
-             f"{stats.fd_events} fd events, {stats.fds} fds open, {stats.timers} timers pending"]
-    t: LoopTimings | None = stats.timings
-    if t is not None:
-        busy = t.callback_time / t.elapsed * 100 if t.elapsed else 0.0
-        lines.append(f"  time: {t.elapsed:.3f} s total, {t.io_wait:.3f} s waiting for I/O, {t.callback_time:.3f} s "
-                     f"in {t.callbacks} callbacks ({busy:.1f}% busy)")
-        lines.append(f"  loop lag (timers run late): mean {t.timer_lag_mean * 1000:.3f} ms, max "
-                     f"{t.timer_lag_max * 1000:.3f} ms over {t.timers} timers")
-        lines.append(f"  slow callbacks (>= slow_callback_duration): {t.slow_callbacks}")
-        for slow in t.slowest:
-            task = f" (task {slow.task})" if slow.task else ""
-            lines.append(f"    {slow.duration * 1000:9.1f} ms  {slow.callback}{task}  {slow.location}")
-    if stats.backend_stats:
-        lines.append("  backend: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.backend_stats.items())))
-    return "\n".join(lines)
+def format_timings(t: LoopTimings, indent: str = "  ") -> list[str]:
+    """:class:`LoopTimings` as a few readable lines (``python -m multiloop run --stats`` prints these)."""
+    busy = t.callback_time / t.elapsed * 100 if t.elapsed else 0.0
+    waiting = t.io_wait / t.elapsed * 100 if t.elapsed else 0.0
+    lines = [f"time: {t.elapsed:.3f} s in {t.passes:,} passes: {t.callback_time:.3f} s running {t.callbacks:,} "
+             f"callbacks ({busy:.1f}%), {t.io_wait:.3f} s waiting for I/O ({waiting:.1f}%)",
+             f"loop lag (how late {t.timers:,} timers ran): mean {t.timer_lag_mean * 1000:.3f} ms, "
+             f"max {t.timer_lag_max * 1000:.3f} ms",
+             f"slow callbacks (at least slow_callback_duration): {t.slow_callbacks:,}"]
+    for slow in t.slowest:
+        task = f" (task {slow.task!r})" if slow.task else ""
+        lines.append(f"  {slow.duration * 1000:9.1f} ms  {slow.callback}{task}  {slow.location}")
+    return [indent + line for line in lines]
