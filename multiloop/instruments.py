@@ -232,8 +232,32 @@ class InstrumentSet:
         debug mode is on (it warns about slow callbacks and tracks the current handle)."""
         for _ in range(ntodo):
             handle = popleft()
-            if not handle._cancelled:
+            if handle._cancelled:
+                continue
+            if self.measure or debug_runner is not None:
                 self.run(handle, debug_runner)
+                continue
+            # The common case, run() inlined (a tracing instrument is called twice per callback: every call
+            # saved here is a third of what it costs): hooks around the callback, no clock reads.
+            generation = self.generation
+            members = self.members
+            for instrument, hook in self.before_callback_hooks:
+                if self.generation != generation and instrument not in self:
+                    continue
+                try:
+                    hook(handle)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - the instrument's, not the loop's
+                    self._failed(instrument, "before_callback", exc)
+            try:
+                handle._run()
+            finally:
+                table = self.after_callback_hooks
+                if table:
+                    if self.generation != generation:
+                        table = self._still_attached(members, table)
+                    self._call(table, "after_callback", handle)
 
     def run(self, handle: Any, runner: Callable[[Any], object] | None) -> None:
         """Run one callback with the hooks around it: ``handle._run()``, or ``runner(handle)``."""
