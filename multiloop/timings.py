@@ -86,7 +86,9 @@ class TimingsRecorder:
 
     def wait_ended(self) -> None:
         self.passes += 1
-        self.io_wait += _monotonic() - self._wait_start
+        if self._wait_start:  # else enabled during the wait (on the trio bridge, by a trio task): not timed
+            self.io_wait += _monotonic() - self._wait_start
+            self._wait_start = 0.0
 
     def ran(self, handle: asyncio.Handle, start: float, duration: float) -> None:
         """``handle`` ran from ``start`` for ``duration`` seconds."""
