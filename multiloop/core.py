@@ -222,7 +222,8 @@ class LoopCore(_CoreState, LoopServices):
         """Attach ``instrument``: an object with any of the methods of :class:`multiloop.Instrument`
         (``before_io_wait``, ``after_io_wait``, ``before_callback``, ``after_callback``, ``slow_callback``,
         ``task_spawned``, ``task_exited``); only those it defines are called. Adding one already attached
-        does nothing. An instrument that raises is removed and reported through the exception handler."""
+        does nothing. An instrument that raises is removed and reported through the exception handler.
+        Like every loop method but ``call_soon_threadsafe``: from the loop's thread, or while it is not running."""
         self._instrument_hub().add(instrument)
 
     def remove_instrument(self, instrument: object) -> None:
