@@ -21,5 +21,5 @@ cdef class FdTable:
     cdef object __weakref__
 
     cpdef _tell_backend(self, fd, FdEntry entry, int mask)
-    cpdef object _add(self, fd, int direction, callback, tuple args)
+    cpdef object _add(self, fd, int direction, callback, tuple args, context)
     cpdef bint _remove(self, fd, int direction) except -1

@@ -340,3 +340,12 @@ def test_connect_accepted_socket(loop, run, echo_protocol):
         await asyncio.sleep(0)
 
     run(main())
+
+
+@pytest.mark.parametrize("all_errors", [False, True])
+def test_no_attempt_error_at_all_is_a_timeout_not_an_index_error(all_errors):
+    # CPython gh-135836: happy eyeballs can end with no winner and no OSError recorded (every attempt cancelled).
+    from multiloop.net.connect import connection_error
+
+    exc = connection_error([], all_errors)
+    assert isinstance(exc, TimeoutError) and str(exc) == "create_connection failed"

@@ -97,6 +97,10 @@ async def connect_one(loop: asyncio.AbstractEventLoop, errors: list[OSError], in
         if sock is not None:
             sock.close()
         raise
+    finally:
+        # The error's traceback holds this frame: without this, exc -> frame -> errors -> exc is a cycle that
+        # keeps every failed attempt's exception alive until the cyclic GC runs (CPython checks it).
+        errors = None  # type: ignore[assignment]
 
 
 async def race(loop: asyncio.AbstractEventLoop,
@@ -142,6 +146,10 @@ async def race(loop: asyncio.AbstractEventLoop,
 
 def connection_error(errors: list[OSError], all_errors: bool) -> BaseException:
     """The exception create_connection raises when every address failed (stock asyncio's choice of message)."""
+    if not errors:
+        # Every attempt ended without an OSError (cancelled, say): stock asyncio (gh-135836) raises this
+        # rather than failing on the empty list.
+        return TimeoutError("create_connection failed")
     if all_errors:
         return ExceptionGroup("create_connection failed", errors)
     if len(errors) == 1:

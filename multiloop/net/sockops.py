@@ -129,6 +129,8 @@ def _retry(fut: asyncio.Future[Any], step: Callable[..., Any], args: tuple[Any, 
         fut.set_exception(exc)
     else:
         fut.set_result(result)
+    finally:
+        fut = None  # type: ignore[assignment]  # exc -> traceback -> this frame -> fut -> exc would be a cycle
 
 
 def _call(sock: Any, method: str, *args: Any) -> Any:
