@@ -8,11 +8,11 @@
 
 from __future__ import annotations
 
-# First: decides whether the compiled hot-path modules or their .py sources are imported (see compiled.py).
-from . import compiled  # isort: split
-
 import sys
 from typing import TYPE_CHECKING, Any
+
+# First: decides whether the compiled hot-path modules or their .py sources are imported (see compiled.py).
+from . import compiled  # isort: split
 
 from .api import backends, default_backend, loop_factory, new_loop, run
 from .backend import (

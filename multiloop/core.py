@@ -524,7 +524,7 @@ class LoopCore(_CoreState, LoopServices):
                     handle._run()
         handle = None  # drop the reference before blocking again (ResourceWarning-friendly)
 
-    @cython.locals(self=_CoreState, fds=dict, entry=FdEntry, ev=cython.long)
+    @cython.locals(self=_CoreState, fds=dict, entry=FdEntry, ev=cython.long, stats=list)
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         fds = self._fds
         append = self._ready_append
@@ -776,7 +776,7 @@ class LoopCore(_CoreState, LoopServices):
         # A handle another thread may cancel while this one runs it (see _threadsafe_handle).
         handle: Any = _ThreadSafeHandle(callback, args, self, context)
         if handle._source_traceback:
-            # The handle's __init__, and this method's frame (the compiled method has none; see call_soon).
+            # The handle's __init__, and this method's frame where it has one (see call_soon).
             del handle._source_traceback[-1 if cython.compiled else -2:]
         self._ready_append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
         if cython.compiled:

@@ -49,7 +49,6 @@ from .flowcontrol import water_marks
 from .seams import ConnectionTracker, Loop
 
 logger = logging.getLogger("asyncio")
-_DEFAULT_WATER_MARKS = water_marks(None, None)
 
 # Stock asyncio's constant (asyncio.constants is private): warn after this many writes to a lost connection.
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
@@ -119,12 +118,15 @@ class FdTransport(TransportBase):
     LOST_WRITE_WARNING: ClassVar[str] = "socket.send() raised exception."
 
     __slots__ = ("_loop", "_file", "_fd", "_conn_lost", "_paused", "_read_eof", "_reader_on", "_writer_on",
-                 "_bufsize", "_protocol_paused", "_server", "_high_water", "_low_water", "_buffer")
+                 "_bufsize", "_protocol_paused", "_server", "_buffer")
     _file: Any  # the socket or file object; None once released (__del__ may run on a half-made object)
     _server: ConnectionTracker | None
     _bufsize: int
     _read_eof: bool  # the peer's EOF arrived: nothing more to read, ever (resume_reading must not re-watch)
     _buffer: Any  # the kind's write buffer (deque of chunks, bytearray...; may be a falsy placeholder)
+    # Flow-control limits: class defaults until set_write_buffer_limits() stores them in the instance's
+    # __dict__ (made then): most connections never change them and should not carry them.
+    _high_water, _low_water = water_marks(None, None)
 
     def __init__(self, loop: Loop, file: Any, fd: int, protocol: Any, waiter: asyncio.Future[Any] | None,
                  extra: dict[str, Any] | None, server: ConnectionTracker | None = None, *,
@@ -144,7 +146,6 @@ class FdTransport(TransportBase):
         self._writer_on = False
         self._bufsize = 0
         self._protocol_paused = False  # pause_writing() told to the protocol, resume_writing() not yet
-        self._high_water, self._low_water = _DEFAULT_WATER_MARKS
         self._server = server
         self._context = contextvars.copy_context() if server is not None and SERVER_CONNECTION_CONTEXT else None
         if server is not None:

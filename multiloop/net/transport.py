@@ -87,9 +87,11 @@ class SocketTransport(FdTransport, asyncio.Transport):
     _multiloop_sendfile_native = True
     # What stock asyncio's start_tls checks before wrapping a transport.
     _start_tls_compatible = True
-    __slots__ = ("_rview", "_eof", "_buffered", "_large_reads", "_empty_waiter")
-    _empty_waiter: asyncio.Future[None] | None
-    _large_reads: bool  # the last read was large: read with recv()
+    __slots__ = ("_rview", "_eof", "_buffered")
+    # Rarely set (sendfile; connections receiving large reads): class defaults until then, when the instance's
+    # __dict__ is made for them.
+    _empty_waiter: asyncio.Future[None] | None = None
+    _large_reads = False  # the last read was large: read with recv()
     #: What the write buffer is while nothing is buffered (falsy, empty, shared): see _append.
     _NO_BUFFER: Any = ()
 
@@ -100,8 +102,6 @@ class SocketTransport(FdTransport, asyncio.Transport):
         self._rview = loop._read_buffer
         self._buffer: collections.deque[Any] = self._NO_BUFFER  # a deque while something is buffered
         self._eof = False  # write_eof() called
-        self._large_reads = False
-        self._empty_waiter = None
         self.set_protocol(protocol)
         set_nodelay(sock)
 
