@@ -66,12 +66,12 @@ def _tasks(loop: asyncio.AbstractEventLoop, n: int) -> None:
     loop.run_until_complete(main())
 
 
-def run(mode: str, backend: str) -> dict[str, float]:
+def run(mode: str, backend: str, workloads: list[str]) -> dict[str, float]:
     import multiloop
 
     sizes = {"chain": 800_000, "fan": 800_000, "tasks": 80_000}
     out = {}
-    for name in WORKLOADS:
+    for name in workloads:
         loop = multiloop.new_loop(backend)
         if mode == "instrument":
             loop.add_instrument(_NoOp())  # type: ignore[attr-defined]
@@ -86,20 +86,21 @@ def run(mode: str, backend: str) -> dict[str, float]:
     return out
 
 
-def compare(trees: list[str], rounds: int, backend: str, modes: list[str]) -> None:
+def compare(trees: list[str], rounds: int, backend: str, modes: list[str], workloads: list[str]) -> None:
     variants = [(tree, mode) for tree in trees for mode in modes]
     samples: dict[tuple[str, str], list[dict[str, float]]] = {v: [] for v in variants}
     for _ in range(rounds):
         for tree, mode in variants:
             env = dict(os.environ, PYTHONPATH=tree)
-            res = subprocess.run([sys.executable, __file__, "--run", mode, "--backend", backend], env=env,
+            res = subprocess.run([sys.executable, __file__, "--run", mode, "--backend", backend,
+                                  "--workloads", ",".join(workloads)], env=env,
                                  capture_output=True, text=True, check=True)
             samples[(tree, mode)].append(json.loads(res.stdout))
-    base = {w: statistics.median(s[w] for s in samples[variants[0]]) for w in WORKLOADS}
-    print(f"{'tree':40} {'mode':11} " + " ".join(f"{w:>16}" for w in WORKLOADS))
+    base = {w: statistics.median(s[w] for s in samples[variants[0]]) for w in workloads}
+    print(f"{'tree':40} {'mode':11} " + " ".join(f"{w:>16}" for w in workloads))
     for tree, mode in variants:
-        med = {w: statistics.median(s[w] for s in samples[(tree, mode)]) for w in WORKLOADS}
-        print(f"{tree[-40:]:40} {mode:11} " + " ".join(f"{med[w]:>9,.0f} {med[w] / base[w]:5.3f}" for w in WORKLOADS))
+        med = {w: statistics.median(s[w] for s in samples[(tree, mode)]) for w in workloads}
+        print(f"{tree[-40:]:40} {mode:11} " + " ".join(f"{med[w]:>9,.0f} {med[w] / base[w]:5.3f}" for w in workloads))
 
 
 def main() -> None:
@@ -109,11 +110,12 @@ def main() -> None:
     parser.add_argument("--modes", default="none", help="comma-separated, for --compare (default: none)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backend", default="epoll")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated: chain, fan, tasks")
     args = parser.parse_args()
     if args.run:
-        print(json.dumps(run(args.run, args.backend)))
+        print(json.dumps(run(args.run, args.backend, args.workloads.split(","))))
     elif args.compare:
-        compare(args.compare, args.rounds, args.backend, args.modes.split(","))
+        compare(args.compare, args.rounds, args.backend, args.modes.split(","), args.workloads.split(","))
     else:
         parser.error("--run MODE or --compare TREE...")
 

@@ -181,6 +181,7 @@ class LoopCore(_CoreState, LoopServices):
         self._task_factory: Callable[..., Any] | None = None
         self._init_services()
         self._debug = _asyncio_debug_default()
+        self._hooked_pass = self._debug
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
         self._may_block = False
@@ -263,6 +264,13 @@ class LoopCore(_CoreState, LoopServices):
         # Select the instrumented pass only while something is attached (the plain pass never asks per callback).
         hub = self._instrument_set
         self._instruments = hub if hub else None
+        self._update_hooked_pass()
+
+    @cython.locals(self=_CoreState)
+    def _update_hooked_pass(self) -> None:
+        # The pass runs its plain code unless debug mode or an instrument needs the hooked one; one flag for
+        # both keeps the plain pass's cost where it was before instruments existed (set_debug calls this too).
+        self._hooked_pass = self._debug or self._instruments is not None
 
     @property
     def _read_buffer(self) -> memoryview:
@@ -445,10 +453,10 @@ class LoopCore(_CoreState, LoopServices):
 
     @cython.locals(self=_CoreState)
     def _run_once(self) -> None:
+        if self._instruments is not None:
+            self._run_once_instrumented()
+            return
         timeout = self._compute_timeout()
-        instruments = self._instruments
-        if instruments is not None:
-            instruments.before_io_wait(timeout)
         if timeout == 0 and len(self._fds) == self._waker_fd_count:
             # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
             # callbacks it would announce are in the ready queue already. Skip the syscall.
@@ -458,8 +466,22 @@ class LoopCore(_CoreState, LoopServices):
                 events = self._poller.poll(timeout)
             finally:
                 self._may_block = False
-        if instruments is not None:
-            instruments.after_io_wait()
+        self._process(events)
+
+    @cython.locals(self=_CoreState)
+    def _run_once_instrumented(self) -> None:
+        """``_run_once`` with the wait hooks around the wait (instruments or timings attached)."""
+        timeout = self._compute_timeout()
+        instruments: Any = self._instruments  # not None: _run_once checked
+        instruments.before_io_wait(timeout)
+        if timeout == 0 and len(self._fds) == self._waker_fd_count:
+            events: list[tuple[int, int]] = []
+        else:
+            try:
+                events = self._poller.poll(timeout)
+            finally:
+                self._may_block = False
+        instruments.after_io_wait()
         self._process(events)
 
     @cython.locals(self=_CoreState, scheduled=list, stats=list, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
@@ -494,14 +516,15 @@ class LoopCore(_CoreState, LoopServices):
         ntodo = len(self._ready)
         stats[1] += ntodo
         popleft = self._ready_popleft
-        if self._instruments is not None:
-            # The instrumented pass (multiloop.instruments): the same loop with the hooks around each callback.
-            self._instruments.run_ready(ntodo, popleft, self._run_handle_debug if self._debug else None)
-        elif self._debug:
-            for _ in range(ntodo):
-                handle = popleft()
-                if not handle._cancelled:
-                    self._run_handle_debug(handle)
+        if self._hooked_pass:  # debug mode or instruments: one test for both (see _update_hooked_pass)
+            if self._instruments is not None:
+                # The instrumented pass (multiloop.instruments): the same loop, hooks around each callback.
+                self._instruments.run_ready(ntodo, popleft, self._run_handle_debug if self._debug else None)
+            else:
+                for _ in range(ntodo):
+                    handle = popleft()
+                    if not handle._cancelled:
+                        self._run_handle_debug(handle)
         elif cython.compiled and _FAST:
             for _ in range(ntodo):
                 handle = popleft()

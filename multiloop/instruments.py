@@ -17,9 +17,14 @@ Facts that shape this module:
 - Reading the clock around every callback is the expensive part; it is done only while someone needs a
   duration (an instrument with ``slow_callback``, or the built-in timings).
 
-The loop owns one :class:`InstrumentSet` from the first ``add_instrument`` on; the loop's instrumented pass
-(``InstrumentSet.run_ready``, selected by the core only while something is attached) calls it. :func:`attach_plugin_instruments` asks installed plugins (the pluggy hook
-``multiloop_instruments``, see :mod:`multiloop.hookspecs`) for the instruments of a new loop.
+- No instrument must mean no cost (the loop is the hot path of every asyncio program), in the compiled core as
+  in the pure-Python one. So the core holds the set in one field that is None while nothing is attached; its
+  pass tests that field once per pass and per wait (never per callback) and runs its plain code when it is
+  None; otherwise the ready callbacks are run here (:meth:`InstrumentSet.run_ready`), hooks around each.
+
+The loop owns one :class:`InstrumentSet` from the first ``add_instrument`` (or ``enable_timings``) on.
+:func:`attach_plugin_instruments` asks installed plugins (the pluggy hook ``multiloop_instruments``, see
+:mod:`multiloop.hookspecs`) for the instruments of a new loop.
 """
 
 from __future__ import annotations

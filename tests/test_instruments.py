@@ -376,3 +376,24 @@ def test_a_broken_plugin_is_reported_and_the_others_still_attach(backend, plugin
         assert any("'wrong-type'" in m and "expected a list of instruments" in m for m in messages), messages
     finally:
         loop.close()
+
+
+def test_debug_mode_and_instruments_switch_the_pass_independently(loop, caplog):
+    loop.slow_callback_duration = 0.02
+    rec = Recorder()
+    loop.set_debug(True)
+    loop.add_instrument(rec)
+    loop.set_debug(False)  # the instrument still needs the hooked pass
+    handle = loop.call_soon(lambda: None)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ("before_callback", handle) in rec.events
+    loop.set_debug(True)
+    loop.remove_instrument(rec)  # debug mode still needs it
+    loop.call_soon(busy, 0.03)
+    loop.call_soon(loop.stop)
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_forever()
+    assert any("took" in r.getMessage() for r in caplog.records)
+    loop.set_debug(False)
+    assert not loop._hooked_pass and loop._instruments is None  # back to the plain pass
