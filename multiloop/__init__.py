@@ -11,6 +11,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+# First: decides whether the compiled hot-path modules or their .py sources are imported (see compiled.py).
+from . import compiled  # isort: split
+
 from .api import backends, default_backend, loop_factory, new_loop, run
 from .backend import (
     CAPABILITIES,
@@ -54,7 +57,7 @@ __all__ = [
     "Iteration", "READ", "WRITE", "ERROR", "INVALID", "translate_oserror", "check_fd_open", "LoopStats",
     "MultiloopError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
     "NoBackendAvailableError", "PollerError", "BadFdError", "FdLimitError", "UnpollableFdError",
-    "InvalidFdError", "LoopForkedError",
+    "InvalidFdError", "LoopForkedError", "compiled",
 ]
 if sys.version_info < (3, 16):
     # Policies are gone in 3.16: there ``from multiloop import *`` must not ask for the class.

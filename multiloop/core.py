@@ -13,6 +13,13 @@ Where it is faster than stock asyncio, and why:
   backend, and once per block, instead of on every call.
 - Callback validity checks cost one type test for the common callback types.
 
+Compiled (Cython, from this same file; :mod:`multiloop.compiled`): the scheduler state lives in C fields of
+``_CoreState`` (declared in ``core.pxd``), the hot methods see ``self`` as that type, and plain handles are built
+and run inline (``_fasthandles.pxd``: asyncio.Handle's slots at their offsets, context entered with the C API)
+instead of calling ``Handle.__init__``/``Handle._run``; an exception in such a callback is reported exactly as
+``Handle._run`` reports it (:mod:`multiloop._callback_report`). Every ``if cython.compiled:`` branch below has
+its pure-Python twin next to it; both are tested.
+
 Threads (free-threaded 3.14t/3.15t make every race real; tests/test_thread_safety.py checks these):
 - Only ``call_soon_threadsafe`` (and cancelling the handle it returns) may be called from other threads, as
   in asyncio. It appends to the ready deque (one atomic operation: a per-object lock on free-threaded
@@ -52,7 +59,13 @@ from asyncio import tasks as _aio_tasks
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVarTuple, Unpack, cast
 
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # running as plain Python without Cython installed
+    from . import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
+
 from . import errors
+from ._callback_report import report_callback_error as _report_callback_error
 from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
 from .backend import ERROR, INVALID, READ, WRITE, Iteration, Poller
 from .callbacks import CORO_FLAGS as _CORO_FLAGS
@@ -88,6 +101,8 @@ _heappush = heapq.heappush
 _heappop = heapq.heappop
 _monotonic = time.monotonic
 _Ts = TypeVarTuple("_Ts")
+# Compiled: whether asyncio's handles have the slots _fasthandles.pxd expects (else the Python-level paths run).
+_FAST = cython.compiled and ml_init_handles(_Handle, _TimerHandle)  # type: ignore[name-defined]  # noqa: F821
 
 def _asyncio_debug_default() -> bool:
     # Same rule as asyncio.coroutines._is_debug_mode, which is private.
@@ -126,13 +141,20 @@ class _CoreIteration(Iteration):
         return not loop._stopping
 
 
-class LoopCore(LoopServices):
+class _CoreState:
+    """The scheduler's state. Compiled, an extension type whose C fields ``core.pxd`` declares (the hot methods
+    below see ``self`` as one); as plain Python, an empty base class."""
+
+
+class LoopCore(_CoreState, LoopServices):
     """Everything in ``asyncio.AbstractEventLoop`` that is not networking, pipes, subprocesses or signals."""
 
     def __init__(self, poller: Poller) -> None:
         self._poller = poller
         self._backend_name: str = getattr(poller, "name", type(poller).__name__)
         self._ready: collections.deque[asyncio.Handle] = collections.deque()
+        self._ready_append = self._ready.append
+        self._ready_popleft = self._ready.popleft
         # TimerHandles, typed Any: the core uses their private slots (see call_soon).
         self._scheduled: list[tuple[float, int, Any]] = []
         self._timer_seq = itertools.count()
@@ -215,6 +237,7 @@ class LoopCore(LoopServices):
             raise RuntimeError("Non-thread-safe operation invoked on an event loop other than the current one")
 
     # ------------------------------------------------------------------------------------------- running
+    @cython.locals(self=_CoreState)
     def run_forever(self) -> None:
         with self.enter_running():
             poller = self._poller
@@ -328,14 +351,28 @@ class LoopCore(LoopServices):
     def time(self) -> float:
         return _monotonic()
 
+    @cython.locals(self=_CoreState)
+    def get_debug(self) -> bool:
+        # Here as well as in services.py: every Handle.cancel() and Handle.__init__ asks, compiled it is a field read.
+        return self._debug
+
     # ----------------------------------------------------------------------------------- one loop pass
+    @cython.locals(self=_CoreState, scheduled=list, timeout=cython.double)
     def _compute_timeout(self) -> float | None:
         """How long the backend may block. Also publishes "may block" for call_soon_threadsafe first, so a
         callback appended from another thread after this point is either seen here or wakes the wait."""
         self._may_block = True
+        if cython.compiled:
+            # Free-threaded builds: the flag's store must be visible before we look at the ready queue (a
+            # producer appends, then reads the flag; see call_soon_threadsafe). With a GIL: nothing.
+            ml_fence()  # type: ignore[name-defined]  # noqa: F821
         if self._ready or self._stopping or self._always_ready:
             return 0
         scheduled = self._scheduled
+        if cython.compiled and _FAST:
+            while scheduled and ml_cancelled(scheduled[0][2]):  # type: ignore[name-defined]  # noqa: F821
+                self._timer_cancelled_count -= 1
+                ml_set(_heappop(scheduled)[2], ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
         while scheduled and scheduled[0][2]._cancelled:
             self._timer_cancelled_count -= 1
             _heappop(scheduled)[2]._scheduled = False
@@ -346,6 +383,7 @@ class LoopCore(LoopServices):
             return 0
         return timeout if timeout < MAX_TIMEOUT else MAX_TIMEOUT
 
+    @cython.locals(self=_CoreState)
     def _run_once(self) -> None:
         timeout = self._compute_timeout()
         if timeout == 0 and len(self._fds) == self._waker_fd_count:
@@ -359,11 +397,13 @@ class LoopCore(LoopServices):
                 self._may_block = False
         self._process(events)
 
+    @cython.locals(self=_CoreState, scheduled=list, stats=list, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
+                   end=cython.double)
     def _process(self, events: list[tuple[int, int]]) -> None:
         self._may_block = False
         stats = self._stats
         stats[0] += 1
-        ready = self._ready
+        append = self._ready_append
         if events or self._always_ready:
             self._dispatch(events)
         # Due timers. The clock resolution slack stops a timer due "now" from needing another pass.
@@ -375,20 +415,40 @@ class LoopCore(LoopServices):
             end = _monotonic() + self._clock_resolution
             while scheduled and scheduled[0][0] < end:
                 handle = _heappop(scheduled)[2]
-                handle._scheduled = False
-                if handle._cancelled:
+                if cython.compiled and _FAST:
+                    ml_set(handle, ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
+                    cancelled = ml_cancelled(handle)  # type: ignore[name-defined]  # noqa: F821
+                else:
+                    handle._scheduled = False
+                    cancelled = handle._cancelled
+                if cancelled:
                     self._timer_cancelled_count -= 1
                 else:
-                    ready.append(handle)
+                    append(handle)
         # Run what was ready before this pass; callbacks they schedule wait for the next pass.
-        ntodo = len(ready)
+        ntodo = len(self._ready)
         stats[1] += ntodo
-        popleft = ready.popleft
+        popleft = self._ready_popleft
         if self._debug:
             for _ in range(ntodo):
                 handle = popleft()
                 if not handle._cancelled:
                     self._run_handle_debug(handle)
+        elif cython.compiled and _FAST:
+            for _ in range(ntodo):
+                handle = popleft()
+                if ml_is_plain(handle):  # type: ignore[name-defined]  # noqa: F821
+                    # Handle._run without the method call: same context, same report on failure.
+                    if ml_cancelled(handle):  # type: ignore[name-defined]  # noqa: F821
+                        continue
+                    try:
+                        ml_run(handle)  # type: ignore[name-defined]  # noqa: F821
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        _report_callback_error(handle, exc)
+                elif not handle._cancelled:
+                    handle._run()  # another class (call_soon_threadsafe's): its own _run
         else:
             for _ in range(ntodo):
                 handle = popleft()
@@ -396,9 +456,10 @@ class LoopCore(LoopServices):
                     handle._run()
         handle = None  # drop the reference before blocking again (ResourceWarning-friendly)
 
+    @cython.locals(self=_CoreState, fds=dict, entry=FdEntry, ev=cython.long, stats=list)
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         fds = self._fds
-        append = self._ready.append
+        append = self._ready_append
         stats = self._stats
         stats[2] += len(events)
         if not stats[0] & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
@@ -419,14 +480,14 @@ class LoopCore(LoopServices):
             if ev & READ:
                 handle = entry.reader
                 if handle is not None:
-                    if handle._cancelled:
+                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
                         self._fdtable.remove_reader(fd)
                     else:
                         append(handle)
             if ev & WRITE:
                 handle = entry.writer
                 if handle is not None:
-                    if handle._cancelled:
+                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
                         self._fdtable.remove_writer(fd)
                     else:
                         append(handle)
@@ -524,16 +585,19 @@ class LoopCore(LoopServices):
             del handle
 
     def _purge_cancelled_timers(self) -> None:
+        # In place: the pass that calls this goes on popping due timers from the same list object.
+        scheduled = self._scheduled
         keep = []
-        for entry in self._scheduled:
+        for entry in scheduled:
             if entry[2]._cancelled:
                 entry[2]._scheduled = False
             else:
                 keep.append(entry)
         heapq.heapify(keep)
-        self._scheduled = keep
+        scheduled[:] = keep
         self._timer_cancelled_count = 0
 
+    @cython.locals(self=_CoreState)
     def _timer_handle_cancelled(self, handle: Any) -> None:
         # Called by asyncio.TimerHandle.cancel() (public type; this name is its contract with the loop).
         # ``handle``: a TimerHandle, typed Any for its private ``_scheduled`` slot.
@@ -541,6 +605,7 @@ class LoopCore(LoopServices):
             self._timer_cancelled_count += 1
 
     # ------------------------------------------------------------------------------------- scheduling
+    @cython.locals(self=_CoreState)
     def call_soon(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
         if self._closed:
@@ -556,8 +621,11 @@ class LoopCore(LoopServices):
         if self._debug:
             self._check_thread()
             handle = _Handle(callback, args, self, context)
-            if handle._source_traceback:
+            if handle._source_traceback and not cython.compiled:
+                # This method's frame (compiled, it has none): the traceback starts at the caller.
                 del handle._source_traceback[-1]
+        elif cython.compiled and _FAST:
+            handle = ml_new(_Handle, callback, args, self, context, None)  # type: ignore[name-defined]  # noqa: F821
         else:
             # asyncio.Handle.__init__ minus its get_debug() call. Written out here and in _new_timer rather
             # than shared through a helper: the call alone costs ~25 ns, 6% of a call_soon + run and 2% of
@@ -571,25 +639,28 @@ class LoopCore(LoopServices):
             handle._repr = None
             handle._source_traceback = None
             handle._context = _copy_context() if context is None else context
-        self._ready.append(handle)
+        self._ready_append(handle)
         if self._may_block:
             # Only a backend whose wait lets other code of this thread run (the trio bridge: trio tasks run
             # while the loop waits) can get here; a blocking poll() cannot. Wake it to see the callback.
             self._waker.wake()
         return handle
 
+    @cython.locals(self=_CoreState)
     def call_later(self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
         return self._new_timer(_monotonic() + delay, callback, args, context)
 
+    @cython.locals(self=_CoreState)
     def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
         return self._new_timer(when, callback, args, context)
 
+    @cython.locals(self=_CoreState)
     def _new_timer(self, when: float, callback: Callable[..., object], args: tuple[Any, ...],
                    context: contextvars.Context | None) -> asyncio.TimerHandle:
         """call_at's body, shared with call_later without re-packing its arguments (timers are hot)."""
@@ -605,9 +676,11 @@ class LoopCore(LoopServices):
         if self._debug:
             self._check_thread()
             timer = _TimerHandle(when, callback, args, self, context)
-            if timer._source_traceback:
+            if timer._source_traceback and not cython.compiled:
                 # Drop this frame and the call_at/call_later frame: the traceback starts at the caller.
                 del timer._source_traceback[-2:]
+        elif cython.compiled and _FAST:
+            timer = ml_new(_TimerHandle, callback, args, self, context, when)  # type: ignore[name-defined]  # noqa: F821
         else:
             timer = _new_object(_TimerHandle)  # call_soon's construction, plus the deadline (see there)
             timer._callback = callback
@@ -619,11 +692,15 @@ class LoopCore(LoopServices):
             timer._context = _copy_context() if context is None else context
             timer._when = when
         _heappush(self._scheduled, (when, next(self._timer_seq), timer))
-        timer._scheduled = True
+        if cython.compiled and _FAST:
+            ml_set(timer, ML_SCHEDULED, True)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            timer._scheduled = True
         if self._may_block:
             self._waker.wake()  # the wait's deadline may now be too late (see call_soon)
         return timer
 
+    @cython.locals(self=_CoreState)
     def call_soon_threadsafe(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                              context: contextvars.Context | None = None) -> asyncio.Handle:
         self._check_closed()
@@ -631,8 +708,12 @@ class LoopCore(LoopServices):
         # A handle another thread may cancel while this one runs it (see _threadsafe_handle).
         handle: Any = _ThreadSafeHandle(callback, args, self, context)
         if handle._source_traceback:
-            del handle._source_traceback[-2:]  # the handle's __init__ and this method
-        self._ready.append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
+            # The handle's __init__, and this method's frame where it has one (see call_soon).
+            del handle._source_traceback[-1 if cython.compiled else -2:]
+        self._ready_append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
+        if cython.compiled:
+            # Free-threaded builds: the append is visible before we read the flag (see _compute_timeout).
+            ml_fence()  # type: ignore[name-defined]  # noqa: F821
         if self._may_block:
             self._waker.wake()
         return handle
@@ -649,8 +730,8 @@ class LoopCore(LoopServices):
             if factory is not None:
                 return factory(self, coro, **kwargs)  # type: ignore[no-any-return]
             task: Any = _aio_tasks.Task(coro, loop=self, **kwargs)  # the private _source_traceback is used
-            if task._source_traceback:
-                del task._source_traceback[-1]
+            if task._source_traceback and not cython.compiled:
+                del task._source_traceback[-1]  # this method's frame (see call_soon)
             try:
                 return task
             finally:
@@ -665,8 +746,8 @@ class LoopCore(LoopServices):
             task: Any  # the private _source_traceback slot is used
             if self._task_factory is None:
                 task = _aio_tasks.Task(coro, loop=self, name=name, context=context)
-                if task._source_traceback:
-                    del task._source_traceback[-1]
+                if task._source_traceback and not cython.compiled:
+                    del task._source_traceback[-1]  # this method's frame (see call_soon)
                 return task
             if context is None:
                 task = self._task_factory(self, coro)

@@ -31,6 +31,11 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # running as plain Python without Cython installed
+    from . import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
+
 from .backend import READ, WRITE, Poller
 from .errors import PollerError, UnpollableFdError
 
@@ -38,6 +43,8 @@ if TYPE_CHECKING:
     from .seams import FdOwner
 
 _Handle = asyncio.Handle
+# Compiled: asyncio's handles have the slots _fasthandles.pxd expects (see core.py).
+_FAST = cython.compiled and ml_init_handles(_Handle, asyncio.TimerHandle)  # type: ignore[name-defined]  # noqa: F821
 
 
 class InvalidFdError(PollerError, ValueError):
@@ -157,7 +164,11 @@ class FdTable:
     def _add(self, fd: int, direction: int, callback: Callable[..., object],
              args: tuple[Any, ...], context: contextvars.Context | None) -> asyncio.Handle:
         self._check_usable()
-        handle = _Handle(callback, args, self._loop, context)
+        if cython.compiled and _FAST and not self._loop.get_debug():
+            # asyncio.Handle without its __init__ (see core.call_soon): registrations change on every partial write.
+            handle = ml_new(_Handle, callback, args, self._loop, context, None)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            handle = _Handle(callback, args, self._loop, context)
         entry = self.entries.get(fd)
         if entry is None:
             self._tell_backend(fd, None, direction)

@@ -68,11 +68,17 @@ async def wait_made(transport: asyncio.BaseTransport, waiter: asyncio.Future[Any
 
 
 class TransportBase(asyncio.BaseTransport):
-    """The protocol, the closing state, and the "unclosed transport" warning at collection."""
+    """The protocol, the closing state, and the "unclosed transport" warning at collection.
 
+    State is in ``__slots__`` (here and in the hot kinds): an attribute read then costs a descriptor lookup, not
+    a dictionary probe (in compiled code, where there is no specialising interpreter, that is most of what a
+    read costs), and an idle connection carries no per-instance dictionary. ``__dict__`` stays available for
+    what code outside multiloop sets on a transport (a dictionary made on first use)."""
+
+    __slots__ = ("_protocol", "_closing", "__weakref__", "__dict__")
     _extra: dict[str, Any]  # asyncio.BaseTransport's slot
-    _protocol: Any = None
-    _closing = False
+    _protocol: Any
+    _closing: bool
 
     def get_protocol(self) -> Any:
         return self._protocol
@@ -111,32 +117,35 @@ class FdTransport(TransportBase):
     #: What is logged for each write past LOG_THRESHOLD_FOR_CONNLOST_WRITES after the connection was lost.
     LOST_WRITE_WARNING: ClassVar[str] = "socket.send() raised exception."
 
-    _file: Any = None  # the socket or file object; None once released (__del__ may run on a half-made object)
-    _server: ConnectionTracker | None = None
-    _bufsize = 0
-    _read_eof = False  # the peer's EOF arrived: nothing more to read, ever (resume_reading must not re-watch)
-    _buffer: Any  # the kind's write buffer (deque of chunks, bytearray...): cleared by _drop_buffer
+    __slots__ = ("_loop", "_file", "_fd", "_conn_lost", "_paused", "_read_eof", "_reader_on", "_writer_on",
+                 "_bufsize", "_protocol_paused", "_server", "_buffer")
+    _file: Any  # the socket or file object; None once released (__del__ may run on a half-made object)
+    _server: ConnectionTracker | None
+    _bufsize: int
+    _read_eof: bool  # the peer's EOF arrived: nothing more to read, ever (resume_reading must not re-watch)
+    _buffer: Any  # the kind's write buffer (deque of chunks, bytearray...; may be a falsy placeholder)
+    # Flow-control limits: class defaults until set_write_buffer_limits() stores them in the instance's
+    # __dict__ (made then): most connections never change them and should not carry them.
+    _high_water, _low_water = water_marks(None, None)
 
     def __init__(self, loop: Loop, file: Any, fd: int, protocol: Any, waiter: asyncio.Future[Any] | None,
                  extra: dict[str, Any] | None, server: ConnectionTracker | None = None, *,
                  watch_read: bool = True) -> None:
         super().__init__(extra)
+        self._file = None  # before the claim: a failed claim leaves a transport that holds nothing
+        self._closing = False
         loop._fdtable.claim(fd, self)
         self._loop = loop
         self._file = file
         self._fd = fd
         self._protocol = protocol
-        self._closing = False
         self._conn_lost = 0  # > 0 once connection_lost is scheduled; counts writes after that
         self._paused = False  # pause_reading()
         self._read_eof = False
         self._reader_on = False
         self._writer_on = False
-        # Every attribute the I/O paths read is set on the instance, none left to a class default: on
-        # CPython 3.11+ an instance attribute is a specialised (cheaper) load.
         self._bufsize = 0
         self._protocol_paused = False  # pause_writing() told to the protocol, resume_writing() not yet
-        self._high_water, self._low_water = water_marks(None, None)
         self._server = server
         self._context = contextvars.copy_context() if server is not None and SERVER_CONNECTION_CONTEXT else None
         if server is not None:
@@ -253,7 +262,8 @@ class FdTransport(TransportBase):
         self._conn_lost += 1
 
     def _drop_buffer(self) -> None:
-        self._buffer.clear()
+        if self._buffer:
+            self._buffer.clear()
         self._bufsize = 0
         self._stop_writing()
 
@@ -328,7 +338,7 @@ class FdTransport(TransportBase):
             server.detach(self)
 
     def _holds_resources(self) -> bool:
-        return self._file is not None
+        return getattr(self, "_file", None) is not None  # unset: __init__ failed before the claim
 
     def _release_at_collection(self) -> None:
         # Registered handles would keep us alive, so there are none; the fd table forgets owners weakly.

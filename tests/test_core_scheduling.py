@@ -120,6 +120,20 @@ def test_a_million_cancelled_timers_are_purged_from_the_heap(loop):
     keep.cancel()
 
 
+def test_due_timers_fire_once_when_the_pass_that_runs_them_purges_cancelled_ones(loop):
+    # Over half of >100 timers cancelled: the pass that fires the due ones also rebuilds the heap. A due timer
+    # must leave the heap it is popped from (it once stayed in the rebuilt copy and fired again next pass).
+    fired = []
+    start = loop.time()
+    for i in range(400):
+        handle = loop.call_at(start + (i % 10) * 0.0001, fired.append, i)
+        if i % 4:
+            handle.cancel()
+    loop.call_at(start + 0.05, loop.stop)
+    loop.run_forever()
+    assert sorted(fired) == list(range(0, 400, 4))
+
+
 def test_stop_before_run_forever_runs_exactly_one_pass(loop):
     seen = []
     loop.call_soon(seen.append, 1)

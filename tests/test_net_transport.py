@@ -654,3 +654,31 @@ def test_repr_says_state(loop, run, socketpair, make_transport):
         assert "closed" in repr(transport)
 
     run(main())
+
+
+def test_large_then_small_reads_arrive_unchanged_and_in_order_then_eof(loop, run, socketpair, make_transport):
+    # Large reads take the no-copy recv() path, small ones the shared buffer; the switch in either direction
+    # must lose, repeat or reorder nothing, and EOF must be seen on either path.
+    a, b = socketpair()
+    transport, proto, waiter = make_transport(a)
+    pattern = bytes(range(256)) * 1024  # 256 KiB, every offset distinguishable mod 256
+    sent = bytearray()
+
+    async def send(data: bytes) -> None:
+        await loop.sock_sendall(b, data)
+        sent.extend(data)
+        await proto.until(len(sent))
+
+    async def main():
+        await waiter
+        for size in (100, 200_000, 70_000, 50, 3, 120_000, 10):
+            await send(pattern[len(sent) % 256:][:size])
+        assert bytes(proto.data) == bytes(sent)
+        await send(pattern[:100_000])
+        b.shutdown(socket.SHUT_WR)  # EOF right after a large read
+        await proto.got_eof
+        assert bytes(proto.data) == bytes(sent)
+        transport.close()
+        assert await proto.lost is None
+
+    run(main())

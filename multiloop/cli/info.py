@@ -41,13 +41,14 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .. import __version__
+    from .. import __version__, compiled
     from ..api import backends
     from ..backend import CAPABILITIES
     from ..registry import ENV_AVOID, ENV_BACKEND
 
     rows = backends()
     chosen, why_none = _choice(args.require, args.avoid)
+    hot = compiled.status()
     if args.json:
         doc: dict[str, Any] = {
             "version": __version__,
@@ -56,6 +57,7 @@ def _info(args: argparse.Namespace) -> int:
             "env": {ENV_BACKEND: os.environ.get(ENV_BACKEND), ENV_AVOID: os.environ.get(ENV_AVOID)},
             "default": chosen,
             "default_error": why_none,
+            "hot_path": {"mode": hot["mode"], "reason": hot["reason"], "modules": hot["modules"]},
             "backends": [
                 {"name": r.name, "available": r.available, "reason": r.reason, "priority": r.priority,
                  "capabilities": sorted(r.capabilities), "origin": r.origin, "auto": r.auto,
@@ -74,7 +76,9 @@ def _info(args: argparse.Namespace) -> int:
         table.append([r.name, mark, str(r.priority), *("x" if c in r.capabilities else "-" for c in caps),
                       r.origin, r.reason or ""])
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
-    print(f"multiloop {__version__} on Python {sys.version.split()[0]} ({sys.platform})")
+    consistent = "" if hot["consistent"] else " [modules loaded inconsistently: see --json]"
+    print(f"multiloop {__version__} on Python {sys.version.split()[0]} ({sys.platform}); hot path: "
+          f"{hot['reason']}{consistent}")
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -4,14 +4,21 @@ Facts that shape it:
 - A non-blocking ``send`` usually takes everything on an idle connection, so ``write`` sends straight away and
   buffers only what the kernel refused; the writer callback is registered only while something is buffered.
 - ``recv(256 KiB)`` allocates a 256 KiB bytes object and shrinks it; in a fresh process glibc serves that with
-  mmap/munmap, ~10 us per read even for a 100-byte message (measured: 11.8 us vs 1.4 us). We read into one
-  reused 256 KiB bytearray (one per loop, shared by its transports) and hand the protocol a bytes copy of
-  exactly what arrived (one allocation, the data itself). ``recv(64 KiB)`` is as cheap for tiny messages but slower from ~4 KiB up and needs four
-  passes for what one 256 KiB read gets.
+  mmap/munmap, ~10 us per read even for a 100-byte message (measured: 11.8 us vs 1.4 us). For small reads we
+  read into one reused 256 KiB bytearray (one per loop, shared by its transports) and hand the protocol a bytes
+  copy of exactly what arrived (one allocation, the data itself). ``recv(64 KiB)`` is as cheap for tiny
+  messages but slower from ~4 KiB up and needs four passes for what one 256 KiB read gets.
+- That copy is the one cost of the reused buffer, and it grows with the data: 64 KiB is 64 KiB of memcpy per
+  read (65,000 of the 79,000 instructions per 64 KiB echo request, callgrind), while ``recv()`` into a fresh
+  bytes object costs the kernel's copy only. So a connection whose last read was large (>= LARGE_READ) reads
+  with ``recv(256 KiB)`` until a read comes back small again.
 - ``sendmsg`` sends several buffers in one syscall without joining them, so ``writelines`` and the flush of a
   buffer of many chunks cost one copy (into the kernel), not two. At most IOV_MAX buffers per call.
 - The reader callback is registered once (a bound method, no per-event allocation) and kept while reading;
   the core runs it in the same pass the backend reports the fd ready.
+- Most connections are idle most of the time, and an idle connection's memory is what a server with many of
+  them pays for: the write buffer (a deque, ~600 bytes empty) exists only while the kernel refuses data, and
+  nothing is kept per connection that can be looked up when needed (bound socket methods, default limits).
 
 - ``shutdown(SHUT_WR)`` sends the peer an EOF while the socket can still read: ``write_eof`` does it once the
   buffer is flushed. A peer's EOF is final: after ``eof_received`` returns true the socket stays open for
@@ -46,6 +53,8 @@ except (OSError, ValueError):
     IOV_MAX = 16  # POSIX minimum
 
 _BufferedProtocol = asyncio.BufferedProtocol
+#: A read at least this large switches the connection to recv() into a fresh bytes object (no copy).
+LARGE_READ = 16 * 1024
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 _islice = itertools.islice
 
@@ -78,20 +87,21 @@ class SocketTransport(FdTransport, asyncio.Transport):
     _multiloop_sendfile_native = True
     # What stock asyncio's start_tls checks before wrapping a transport.
     _start_tls_compatible = True
+    __slots__ = ("_rview", "_eof", "_buffered")
+    # Rarely set (sendfile; connections receiving large reads): class defaults until then, when the instance's
+    # __dict__ is made for them.
     _empty_waiter: asyncio.Future[None] | None = None
+    _large_reads = False  # the last read was large: read with recv()
+    #: What the write buffer is while nothing is buffered (falsy, empty, shared): see _append.
+    _NO_BUFFER: Any = ()
 
     def __init__(self, loop: Loop, sock: socket.socket, protocol: asyncio.BaseProtocol,
                  waiter: asyncio.Future[Any] | None = None, extra: dict[str, Any] | None = None,
                  server: ConnectionTracker | None = None) -> None:
         super().__init__(loop, sock, sock.fileno(), protocol, waiter, socket_extra(sock, extra), server)
-        # Bound once: the read path is the hottest code of a server.
-        self._recv = sock.recv_into
-        self._send = sock.send
-        self._sendmsg = sock.sendmsg if _HAS_SENDMSG else None
         self._rview = loop._read_buffer
-        self._buffer: collections.deque[Any] = collections.deque()
+        self._buffer: collections.deque[Any] = self._NO_BUFFER  # a deque while something is buffered
         self._eof = False  # write_eof() called
-        self._empty_waiter = None
         self.set_protocol(protocol)
         set_nodelay(sock)
 
@@ -113,10 +123,13 @@ class SocketTransport(FdTransport, asyncio.Transport):
             buf = self._protocol_buffer()
             if buf is None:
                 return
+        elif self._large_reads:
+            self._read_large()
+            return
         else:
             buf = self._rview
         try:
-            n = self._recv(buf)
+            n = self._file.recv_into(buf)
         except _TRY_AGAIN:
             return
         except (SystemExit, KeyboardInterrupt):
@@ -131,12 +144,37 @@ class SocketTransport(FdTransport, asyncio.Transport):
             if buffered:
                 self._protocol.buffer_updated(n)
             else:
+                if n >= LARGE_READ:
+                    self._large_reads = True
                 self._protocol.data_received(buf[:n].tobytes())
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             method = "buffer_updated" if buffered else "data_received"
             self._fatal_error(exc, f"Fatal error: protocol.{method}() call failed.")
+
+    def _read_large(self) -> None:
+        """_read_ready for a connection receiving large reads: the kernel copies into a new bytes object."""
+        try:
+            data = self._file.recv(len(self._rview))
+        except _TRY_AGAIN:
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._on_eof()
+            return
+        if len(data) < LARGE_READ:
+            self._large_reads = False
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
     def _protocol_buffer(self) -> Any:
         """A BufferedProtocol's buffer to read into, or None (after a fatal error) if it has none to give."""
@@ -184,7 +222,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
             return
         if not self._buffer:
             try:
-                n = self._send(data)
+                n = self._file.send(data)
             except _TRY_AGAIN:
                 n = 0
             except (SystemExit, KeyboardInterrupt):
@@ -205,7 +243,10 @@ class SocketTransport(FdTransport, asyncio.Transport):
         # (bytes, or a memoryview slice of bytes we made ourselves, need no copy).
         if type(data) is not bytes and not (type(data) is memoryview and type(data.obj) is bytes):
             data = bytes(data)
-        self._buffer.append(data)
+        buffer = self._buffer
+        if buffer is self._NO_BUFFER:
+            buffer = self._buffer = collections.deque()
+        buffer.append(data)
         self._bufsize += len(data)
 
     def writelines(self, list_of_data: Any) -> None:
@@ -219,7 +260,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
         if self._conn_lost:
             self._write_after_lost()
             return
-        sendmsg = self._sendmsg
+        sendmsg = self._file.sendmsg if _HAS_SENDMSG else None
         if self._buffer or sendmsg is None:
             if not self._buffer:  # no sendmsg: the first chunk may still go out at once
                 self.write(chunks.pop(0))
@@ -252,12 +293,12 @@ class SocketTransport(FdTransport, asyncio.Transport):
     def _flush(self) -> bool:
         """Send as much of the buffer as the kernel takes. False if the connection failed."""
         buffer = self._buffer
-        sendmsg = self._sendmsg
+        sock = self._file
         try:
-            if len(buffer) == 1 or sendmsg is None:
-                n = self._send(buffer[0])
+            if len(buffer) == 1 or not _HAS_SENDMSG:
+                n = sock.send(buffer[0])
             else:
-                n = sendmsg(_islice(buffer, IOV_MAX))
+                n = sock.sendmsg(_islice(buffer, IOV_MAX))
         except _TRY_AGAIN:
             return True
         except (SystemExit, KeyboardInterrupt):
@@ -287,6 +328,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
             return
         self._maybe_resume_protocol()  # may write more
         if not self._buffer:
+            self._buffer = self._NO_BUFFER  # an idle connection keeps no deque
             if self._empty_waiter is not None and not self._empty_waiter.done():
                 self._empty_waiter.set_result(None)
             self._write_done()

@@ -249,7 +249,7 @@ class SubprocessTransport(TransportBase, asyncio.SubprocessTransport):
                 pass  # exited meanwhile, or a setuid child we may not signal
 
     def _holds_resources(self) -> bool:
-        return not self._closing
+        return not getattr(self, "_closing", True)  # unset: __init__ failed early
 
     def _release_at_collection(self) -> None:
         self.close()  # closes the pipes (at once if the loop is closed) and kills a running child

@@ -1,6 +1,8 @@
-"""The benchmark suite runs and its output is well formed. No timing assertions: speed is not tested here.
+"""The benchmark suite (``python -m multiloop bench``, shipped in :mod:`multiloop.bench`) runs and its output is
+well formed, and its checks catch a loop that gets a result wrong. No timing assertions: speed is not tested here.
 
-One backend only (the first of ``MULTILOOP_TEST_BACKENDS``, else the default one), tiny sizes.
+One backend only (the first of ``MULTILOOP_TEST_BACKENDS``, else the default one), tiny sizes. The command runs
+from a temporary directory, so it uses the installed package (compiled or not), as a user's would.
 """
 
 from __future__ import annotations
@@ -14,14 +16,11 @@ from pathlib import Path
 import pytest
 
 import multiloop
+from multiloop.bench import echo, harness, memory
+from multiloop.bench.cli import ALL
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # `benchmarks` is a top-level directory of the repository, not installed
-
-from benchmarks import echo, harness, micro  # noqa: E402
-from benchmarks.__main__ import ALL  # noqa: E402
-
-TINY = ["--quick", "--scale", "0.05", "--repeat", "1"]
+TINY = ["--quick", "--scale", "0.05", "--repeat", "1", "--connections", "0"]
 
 
 def _backend() -> str:
@@ -31,9 +30,9 @@ def _backend() -> str:
     return multiloop.default_backend()
 
 
-def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+def _run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "multiloop", "bench", *args], cwd=cwd or Path.home(),
+                          capture_output=True, text=True, timeout=300)
 
 
 def _check_ok_cell(cell: dict) -> None:
@@ -88,10 +87,11 @@ def test_bad_names_are_refused_with_a_message(args, message):
     assert message in proc.stderr
 
 
-def test_run_suite_in_process_every_micro_benchmark():
+def test_run_suite_in_process_every_core_benchmark():
+    core = [b for b in ALL if b.group == "core" and b.name != "getaddrinfo_numeric"]
     columns, missing = harness.select_columns(_backend())
-    suite = harness.run_suite(micro.BENCHMARKS, columns, repeat=2, scale=0.01, missing=missing)
-    for b in micro.BENCHMARKS:
+    suite = harness.run_suite(core, columns, repeat=2, scale=0.01, missing=missing)
+    for b in core:
         for c in suite.columns:
             cell = suite.results[(b.name, c)]
             assert cell.ok, (b.name, c, cell.error, cell.skipped)
@@ -100,7 +100,7 @@ def test_run_suite_in_process_every_micro_benchmark():
             if c != "asyncio":
                 assert len(cell.ratios) == 2 and all(r > 0 for r in cell.ratios)
     text = harness.format_tables(suite)
-    for b in micro.BENCHMARKS:
+    for b in core:
         assert b.name in text
     json.dumps(suite.to_json())  # serialisable
 
@@ -116,6 +116,48 @@ def test_a_benchmark_that_cannot_run_is_skipped_with_its_reason():
         cell = suite.results[("not_here", c)]
         assert cell.skipped == "not implemented on this loop" and not cell.samples
     assert "skipped: not implemented on this loop" in harness.format_tables(suite)
+
+
+def test_a_loop_that_gets_a_result_wrong_fails_its_cell():
+    async def wrong(n: int) -> harness.Sample:
+        with harness.Stopwatch() as sw:
+            pass
+        harness.verify(False, "1 of 2 callbacks ran")
+        return sw.sample(n)
+
+    bench = harness.Benchmark("wrong", wrong, 10, "ops", "always wrong")
+    columns, _ = harness.select_columns(_backend())
+    suite = harness.run_suite([bench], columns, repeat=1, scale=0.01)
+    for c in suite.columns:
+        assert suite.results[("wrong", c)].error == "VerificationError: verification failed: 1 of 2 callbacks ran"
+    assert "ERROR" in harness.format_tables(suite)
+
+
+def test_memory_per_idle_connection_is_measured_per_loop_with_a_breakdown():
+    mem = memory.measure(["asyncio", _backend()], 30)
+    assert [r["loop"] for r in mem["results"]] == ["asyncio", _backend()]
+    for row in mem["results"]:
+        assert "error" not in row, row
+        assert row["tracemalloc_per_conn"] > 0
+        assert set(row["breakdown"]) == set(memory.CATEGORIES)
+        assert row["breakdown"]["transport"] > 0 and row["breakdown"]["protocol"] > 0
+    assert mem["results"][0]["ratio"] == 1.0
+    assert _backend() in memory.format_table(mem)
+
+
+def test_chart_is_drawn_from_the_json(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "ratios.png"
+    proc = _run_cli(*TINY, "--backends", _backend(), "--only", "call_soon,timers", "--chart", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmarks_alias_in_the_repository_still_works():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--list"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "call_soon" in proc.stdout
 
 
 def test_echo_client_process_is_stopped():

@@ -1,10 +1,11 @@
 """Echo-server benchmarks over loopback TCP and Unix sockets: the loop's transports, protocols and streams.
 
-The server runs in the loop under test; the load comes from :mod:`benchmarks.echo_client` in a second
+The server runs in the loop under test; the load comes from :mod:`multiloop.bench.echo_client` in a second
 process (same client for every loop; see its docstring for why). A sample is one job of ``n`` requests:
 timed from handing the job to the client until its answer, with the *server loop thread's* user CPU over
 the same window (``RUSAGE_THREAD`` on Linux). The rate is requests/s; the CPU table reports user CPU per
-request, which is what a loop can change (kernel time is the same syscalls for everyone).
+request, which is what a loop can change (kernel time is the same syscalls for everyone). The client checks
+every echoed byte; a sample with a wrong byte fails its cell.
 
 While a loop's ``create_server`` raises NotImplementedError (networking not merged yet), its cells are
 skipped with that reason rather than failing.
@@ -23,10 +24,11 @@ import tempfile
 import threading
 from typing import Any
 
-from .harness import Benchmark, Sample, Skip, Stopwatch
+from .harness import Sample, Skip, Stopwatch, verify
 
 CONNECTIONS = 10
 MESSAGE_SIZE = 1024
+LARGE_MESSAGE_SIZE = 64 * 1024
 
 
 class _ClientProcess:
@@ -108,6 +110,8 @@ async def _drive(job: dict[str, Any]) -> Sample:
         t.start()
         result = await answer
     t.join()
+    verify(result["requests"] == job["requests"], f"{result['requests']} of {job['requests']} requests echoed")
+    verify(result["mismatches"] == 0, f"{result['mismatches']} echoed chunks differ from what was sent")
     return sw.sample(int(result["requests"]))
 
 
@@ -136,7 +140,7 @@ async def _stream_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWr
         writer.close()
 
 
-async def _serve(kind: str, family: str, n: int, conns: int = CONNECTIONS) -> Sample:
+async def _serve(kind: str, family: str, n: int, conns: int = CONNECTIONS, size: int = MESSAGE_SIZE) -> Sample:
     loop = asyncio.get_running_loop()
     tmpdir = None
     try:
@@ -161,8 +165,7 @@ async def _serve(kind: str, family: str, n: int, conns: int = CONNECTIONS) -> Sa
     try:
         async with server:
             _client.ensure_started()  # blocks this loop briefly, once per run, outside the timed part
-            return await _drive({"family": family, "addr": addr, "conns": conns, "requests": n,
-                                 "size": MESSAGE_SIZE})
+            return await _drive({"family": family, "addr": addr, "conns": conns, "requests": n, "size": size})
     finally:
         if tmpdir is not None:
             for name in os.listdir(tmpdir):
@@ -192,13 +195,30 @@ async def unix_echo_protocol(n: int) -> Sample:
     return await _serve("protocol", "unix", n)
 
 
+async def tcp_echo_64k_protocol(n: int) -> Sample:
+    """TCP echo of 64 KiB messages, ``asyncio.Protocol`` server; 10 connections, one message in flight per
+    connection (large transfers: read sizes, copies, partial writes and the write buffer)."""
+    return await _serve("protocol", "inet", n, size=LARGE_MESSAGE_SIZE)
+
+
+async def tcp_echo_64k_streams(n: int) -> Sample:
+    """TCP echo of 64 KiB messages, asyncio streams server; load as tcp_echo_64k_protocol."""
+    return await _serve("streams", "inet", n, size=LARGE_MESSAGE_SIZE)
+
+
 async def unix_echo_streams(n: int) -> Sample:
     """Unix socket echo, asyncio streams server; load as tcp_echo_protocol."""
     return await _serve("streams", "unix", n)
 
 
 BENCHMARKS = [
-    Benchmark(f.__name__, f, 2_000, "requests", f.__doc__ or "", group="io", report_cpu=True,
-              default=f is not unix_echo_streams, clock="wall")
-    for f in (tcp_echo_protocol, tcp_echo_streams, tcp_echo_1conn, unix_echo_protocol, unix_echo_streams)
+    ("tcp_echo_protocol", tcp_echo_protocol, 2_000, "requests", "io", "wall"),
+    ("tcp_echo_streams", tcp_echo_streams, 2_000, "requests", "io", "wall"),
+    ("tcp_echo_1conn", tcp_echo_1conn, 2_000, "requests", "io", "wall"),
+    ("tcp_echo_64k_protocol", tcp_echo_64k_protocol, 200, "64 KiB requests", "io", "wall"),
+    ("tcp_echo_64k_streams", tcp_echo_64k_streams, 200, "64 KiB requests", "io", "wall"),
+    ("unix_echo_protocol", unix_echo_protocol, 2_000, "requests", "io", "wall"),
+    ("unix_echo_streams", unix_echo_streams, 2_000, "requests", "io", "wall"),
 ]
+#: Bytes each request carries in each direction (for MB/s).
+MESSAGE_BYTES = {"tcp_echo_64k_protocol": LARGE_MESSAGE_SIZE, "tcp_echo_64k_streams": LARGE_MESSAGE_SIZE}

@@ -43,6 +43,16 @@ class Skip(Exception):
     """This benchmark cannot run on this loop (yet); the message says why."""
 
 
+class VerificationError(AssertionError):
+    """The loop under test did not do what the benchmark asked (a lost callback, a wrong byte): its cell fails."""
+
+
+def verify(condition: bool, what: str) -> None:
+    """Raise :class:`VerificationError` with ``what`` unless ``condition`` (checks run after the timed part)."""
+    if not condition:
+        raise VerificationError(f"verification failed: {what}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Sample:
     """One timed run: ``ops`` operations in ``wall`` seconds; CPU seconds of the whole process
@@ -121,13 +131,15 @@ class Benchmark:
     group: str = "core"  # "core" or "io"
     # I/O benchmarks also report the loop thread's user CPU per operation (kernel time is the same for every loop).
     report_cpu: bool = False
-    # Part of a plain ``python -m benchmarks`` run (others only with --only).
+    # Part of a plain ``python -m multiloop bench`` run (others only with --only).
     default: bool = True
     # What "per second" means for the rate and the ratio. "cpu": per second of the loop thread's CPU time,
     # for benchmarks where the loop thread does all the work: time the OS gave to other processes is then
     # not counted, which makes ratios far steadier on a shared machine. "wall": elapsed time, for benchmarks
     # whose cost is partly in another thread or process or in waking up.
     clock: str = "cpu"
+    # Bytes moved per operation in each direction, when MB/s says more than operations/s (large echoes).
+    bytes_per_op: int = 0
 
 
 # ------------------------------------------------------------------------------------------------ columns
@@ -176,7 +188,7 @@ def _install(functions: dict[tuple[str, str], Any]) -> None:
 def _trio_asyncio_runner() -> Callable[..., Any]:
     pristine = _asyncio_functions()
     try:
-        import trio_asyncio
+        import trio_asyncio  # type: ignore[import-not-found, unused-ignore]
     finally:
         patched = _asyncio_functions()
         _install(pristine)
@@ -209,7 +221,7 @@ def available_columns() -> tuple[list[Column], dict[str, str]]:
     except ImportError as exc:
         missing["trio-asyncio"] = f"not installed ({exc})"
     try:
-        import uvloop
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
         columns.append(Column("uvloop", "reference", _run_with_factory(uvloop.new_event_loop)))
     except ImportError as exc:
         missing["uvloop"] = f"not installed ({exc})"
@@ -280,17 +292,42 @@ class SuiteResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "meta": {
-                "python": sys.version.split()[0], "implementation": platform.python_implementation(),
-                "platform": platform.platform(), "cpus": os.cpu_count(),
-                "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "meta": machine_info() | {
                 "baseline": BASELINE, "repeat": self.repeat, "elapsed_s": round(self.elapsed, 2),
                 "loops": self.columns, "unavailable_loops": self.missing,
             },
             "benchmarks": [{"name": b.name, "unit": b.unit, "group": b.group, "warmup_n": b.n,
-                            "description": b.description} for b in self.benchmarks],
+                            "bytes_per_op": b.bytes_per_op, "report_cpu": b.report_cpu,
+                            "description": b.description}
+                           for b in self.benchmarks],
             "results": [self.results[(b.name, c)].summary() for b in self.benchmarks for c in self.columns],
         }
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and how a run was made: Python, multiloop's hot path (compiled or pure), CPU, load."""
+    from .. import __version__, compiled
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+        uvloop_version: str | None = uvloop.__version__
+    except ImportError:
+        uvloop_version = None
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    return {
+        "python": sys.version.split()[0], "implementation": platform.python_implementation(),
+        "free_threaded": not gil, "platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "multiloop": __version__, "hot_path": compiled.MODE, "hot_path_reason": compiled.REASON,
+        "uvloop": uvloop_version,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -419,7 +456,9 @@ def _progress_line(bench: Benchmark, columns: Sequence[Column], cells: dict[str,
 
 
 # ------------------------------------------------------------------------------------------------ output
-def fmt_rate(rate: float) -> str:
+def fmt_rate(rate: float, bytes_per_op: int = 0) -> str:
+    if bytes_per_op:
+        return f"{rate * bytes_per_op / 1e6:.3g} MB/s"
     for div, suffix in ((1e6, "M"), (1e3, "k")):
         if rate >= div:
             return f"{rate / div:.3g}{suffix}/s"
@@ -435,8 +474,13 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}x [{min(values):.2f}-{max(values):.2f}]"
+
+
 def format_tables(suite: SuiteResult) -> str:
-    """Three tables: ratios vs asyncio (>1 = faster), absolute rates, and loop-thread user CPU per op (I/O)."""
+    """Two tables: ratios vs asyncio (>1 = better; for I/O benchmarks also the server's user CPU per request),
+    and absolute rates (with the server loop thread's user CPU per operation next to I/O rates)."""
     cols = suite.columns
     notes: dict[str, int] = {}
 
@@ -452,10 +496,10 @@ def format_tables(suite: SuiteResult) -> str:
             return "ERROR" + note(f"error: {cell.error}")
         return None
 
-    ratio_rows, rate_rows, cpu_rows = [], [], []
+    ratio_rows, rate_rows = [], []
     for b in suite.benchmarks:
         clock = suite.results[(b.name, cols[0])].clock
-        rr, ar, cr = [b.name, clock], [b.name, clock], [b.name]
+        rr, cr, ar = [b.name, clock], [f"{b.name} (user CPU/op)", "cpu"], [b.name, clock]
         for c in cols:
             cell = suite.results[(b.name, c)]
             bad = blocked(cell)
@@ -464,36 +508,32 @@ def format_tables(suite: SuiteResult) -> str:
                 ar.append(bad)
                 cr.append(bad)
                 continue
-            rates = [s.metric(cell.clock) for s in cell.samples]
-            ar.append(fmt_rate(statistics.median(rates)))
+            rate = fmt_rate(statistics.median(s.metric(cell.clock) for s in cell.samples), b.bytes_per_op)
             cpu_us = statistics.median(s.loop_user_per_op for s in cell.samples) * 1e6
+            ar.append(f"{rate} {cpu_us:.1f}us" if b.report_cpu else rate)
             if c == BASELINE:
-                rr.append(fmt_rate(statistics.median(rates)))
+                rr.append(rate)
                 cr.append(f"{cpu_us:.1f}us")
-            elif cell.ratios:
-                rr.append(f"{statistics.median(cell.ratios):.2f}x [{min(cell.ratios):.2f}-{max(cell.ratios):.2f}]")
-                cpu_r = f" ({statistics.median(cell.cpu_ratios):.2f}x)" if cell.cpu_ratios else ""
-                cr.append(f"{cpu_us:.1f}us{cpu_r}")
             else:
-                rr.append("n/a")
-                cr.append(f"{cpu_us:.1f}us")
+                rr.append(_spread(cell.ratios) if cell.ratios else "n/a")
+                cr.append(_spread(cell.cpu_ratios) if cell.cpu_ratios else "n/a")
         ratio_rows.append(rr)
-        rate_rows.append(ar)
         if b.report_cpu:
-            cpu_rows.append(cr)
+            ratio_rows.append(cr)
+        rate_rows.append(ar)
     out = [f"Ratio vs stock asyncio: median over {suite.repeat} interleaved rounds [lowest-highest round]; "
-           f">1 = faster. The {BASELINE} column shows its own rate.",
-           "clock: 'cpu' = operations per second of loop-thread CPU time, 'wall' = per elapsed second.",
+           f">1 = better. The {BASELINE} column shows its own rate.",
+           "clock: 'cpu' = operations per second of loop-thread CPU time, 'wall' = per elapsed second; "
+           "'user CPU/op' rows: the server loop thread's user CPU per operation, asyncio's over this loop's.",
            _table(["benchmark", "clock", *cols], ratio_rows), "",
-           "Rates (median operations per second; the unit of each benchmark is in the JSON and README)",
+           "Rates (median per second; I/O: and the server loop thread's user CPU per operation)",
            _table(["benchmark", "clock", *cols], rate_rows)]
-    if cpu_rows:
-        out += ["", "Server loop thread user CPU per operation (median; in brackets asyncio's CPU/op over this "
-                    "loop's, >1 = less CPU)", _table(["benchmark", *cols], cpu_rows)]
     if suite.missing:
         out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in suite.missing.items())]
     if notes:
         out += [""] + [f"[{i}] {text}" for text, i in notes.items()]
-    out.append(f"\n{len(suite.benchmarks)} benchmarks x {len(cols)} loops in {suite.elapsed:.1f} s, "
-               f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    meta = machine_info()
+    out.append(f"\n{len(suite.benchmarks)} benchmarks x {len(cols)} loops in {suite.elapsed:.1f} s; "
+               f"Python {meta['python']}{' (free-threaded)' if meta['free_threaded'] else ''}, multiloop hot "
+               f"path: {meta['hot_path']}; {meta['cpus']} x {meta['cpu']}")
     return "\n".join(out)

@@ -1,0 +1,176 @@
+# C-level access to asyncio.Handle / asyncio.TimerHandle for the compiled modules (core, fdtable).
+#
+# Facts:
+# - Handle and TimerHandle are public asyncio types that the loop must keep using (asyncio code and CPython's
+#   tests inspect them). They are Python classes with __slots__: each slot is a member descriptor whose
+#   PyMemberDef gives the slot's fixed offset in the object. Reading the offsets from the descriptors at import
+#   time (not hard-coding them) keeps this right on every Python; if any slot is not what we expect (a release
+#   turns Handle into a C type, renames a slot), ml_init_handles() fails and the callers keep to the Python-level
+#   code paths, which are always correct.
+# - A generic getattr/setattr from C costs a type lookup and a descriptor call per slot (~40 instructions); a
+#   fresh handle needs 7 stores and running one 4 loads. At an offset they cost a load or a store each.
+# - Free-threaded builds: a handle may be cancelled by another thread while the loop reads it (only
+#   call_soon_threadsafe's handles support that, and they are another class, run through their own _run; for
+#   plain handles it is unsupported but must not crash). Loads therefore go through PyMember_GetOne there, which
+#   takes a reference safely; stores into a handle nobody else can see yet (just allocated) stay plain.
+#
+# No .py module goes with this file: it holds only C declarations and inline functions.
+
+cdef extern from *:
+    """
+    #if PY_VERSION_HEX < 0x030C0000
+    #include "structmember.h"
+    #define ML_T_OBJECT_EX T_OBJECT_EX
+    #define ML_READONLY READONLY
+    #else
+    #define ML_T_OBJECT_EX Py_T_OBJECT_EX
+    #define ML_READONLY Py_READONLY
+    #endif
+
+    enum { ML_CALLBACK, ML_ARGS, ML_CANCELLED, ML_LOOP, ML_REPR, ML_SRCTB, ML_CONTEXT, ML_WHEN, ML_SCHEDULED,
+           ML_NSLOTS };
+    static PyMemberDef *ml_member[ML_NSLOTS];
+    static PyTypeObject *ml_handle_type = NULL, *ml_timer_type = NULL;
+
+    /* 1 when every slot was found with the expected kind, else 0 (the fast paths are then never used). */
+    static int ml_init_handles(PyObject *handle_type, PyObject *timer_type) {
+        static const char *names[ML_NSLOTS] = {"_callback", "_args", "_cancelled", "_loop", "_repr",
+                                               "_source_traceback", "_context", "_when", "_scheduled"};
+        int i;
+        if (!PyType_Check(handle_type) || !PyType_Check(timer_type) ||
+                !PyType_IsSubtype((PyTypeObject *)timer_type, (PyTypeObject *)handle_type))
+            return 0;
+        for (i = 0; i < ML_NSLOTS; i++) {
+            PyObject *owner = i < ML_WHEN ? handle_type : timer_type;
+            PyObject *d = PyDict_GetItemString(((PyTypeObject *)owner)->tp_dict, names[i]);
+            PyMemberDef *m;
+            if (d == NULL || !Py_IS_TYPE(d, &PyMemberDescr_Type)) return 0;
+            m = ((PyMemberDescrObject *)d)->d_member;
+            if (m->type != ML_T_OBJECT_EX || (m->flags & ML_READONLY) || m->offset <= 0) return 0;
+            ml_member[i] = m;
+        }
+        ml_handle_type = (PyTypeObject *)handle_type;
+        ml_timer_type = (PyTypeObject *)timer_type;
+        Py_INCREF(handle_type);
+        Py_INCREF(timer_type);
+        return 1;
+    }
+
+    #define ML_SLOT(o, i) (*(PyObject **)((char *)(o) + ml_member[i]->offset))
+
+    static inline int ml_is_plain(PyObject *h) {
+        return ml_handle_type != NULL && (Py_IS_TYPE(h, ml_handle_type) || Py_IS_TYPE(h, ml_timer_type));
+    }
+
+    /* A new reference to slot i of a plain handle (AttributeError if unset, as Python would say). */
+    static inline PyObject *ml_get(PyObject *h, int i) {
+    #ifdef Py_GIL_DISABLED
+        return PyMember_GetOne((const char *)h, ml_member[i]);
+    #else
+        PyObject *v = ML_SLOT(h, i);
+        if (v == NULL) { PyErr_SetString(PyExc_AttributeError, ml_member[i]->name); return NULL; }
+        Py_INCREF(v);
+        return v;
+    #endif
+    }
+
+    /* Replace slot i of a plain handle (the loop thread's own handles). */
+    static inline int ml_set(PyObject *h, int i, PyObject *v) {
+    #ifdef Py_GIL_DISABLED
+        return PyMember_SetOne((char *)h, ml_member[i], v);
+    #else
+        PyObject *old = ML_SLOT(h, i);
+        Py_INCREF(v);
+        ML_SLOT(h, i) = v;
+        Py_XDECREF(old);
+        return 0;
+    #endif
+    }
+
+    /* _cancelled of any handle: True/False are immortal, so reading the pointer needs no reference. */
+    static inline int ml_cancelled(PyObject *h) {
+        if (ml_is_plain(h)) {
+    #ifdef Py_GIL_DISABLED
+            return __atomic_load_n(&ML_SLOT(h, ML_CANCELLED), __ATOMIC_RELAXED) == Py_True;
+    #else
+            return ML_SLOT(h, ML_CANCELLED) == Py_True;
+    #endif
+        }
+        {
+            PyObject *v = PyObject_GetAttrString(h, "_cancelled");
+            int r;
+            if (v == NULL) return -1;
+            r = PyObject_IsTrue(v);
+            Py_DECREF(v);
+            return r;
+        }
+    }
+
+    /* asyncio.Handle(callback, args, loop, context) without its __init__ (which asks loop.get_debug()): the
+       caller has checked the debug flag. tp is ml_handle_type or ml_timer_type; a timer also gets _when. */
+    static PyObject *ml_new(PyObject *tpo, PyObject *callback, PyObject *args, PyObject *loop,
+                            PyObject *context, PyObject *when) {
+        PyTypeObject *tp = (PyTypeObject *)tpo;
+        PyObject *h = tp->tp_alloc(tp, 0);
+        if (h == NULL) return NULL;
+        if (context == Py_None) {
+            context = PyContext_CopyCurrent();
+            if (context == NULL) { Py_DECREF(h); return NULL; }
+        } else {
+            Py_INCREF(context);
+        }
+        Py_INCREF(callback); ML_SLOT(h, ML_CALLBACK) = callback;
+        Py_INCREF(args); ML_SLOT(h, ML_ARGS) = args;
+        ML_SLOT(h, ML_CANCELLED) = Py_NewRef(Py_False);
+        Py_INCREF(loop); ML_SLOT(h, ML_LOOP) = loop;
+        ML_SLOT(h, ML_REPR) = Py_NewRef(Py_None);
+        ML_SLOT(h, ML_SRCTB) = Py_NewRef(Py_None);
+        ML_SLOT(h, ML_CONTEXT) = context;
+        if (tp == ml_timer_type) {
+            Py_INCREF(when); ML_SLOT(h, ML_WHEN) = when;
+            ML_SLOT(h, ML_SCHEDULED) = Py_NewRef(Py_False);
+        }
+        return h;
+    }
+
+    /* What Handle._run does up to its except clause: context.run(callback, *args). */
+    static PyObject *ml_run(PyObject *h) {
+        PyObject *ctx, *cb = NULL, *args = NULL, *res = NULL;
+        ctx = ml_get(h, ML_CONTEXT);
+        if (ctx == NULL) return NULL;
+        cb = ml_get(h, ML_CALLBACK);
+        if (cb == NULL) goto done;
+        args = ml_get(h, ML_ARGS);
+        if (args == NULL) goto done;
+        if (!PyTuple_CheckExact(args)) {  /* None once cancelled (by another thread, unsupported): fail, not crash */
+            PyObject *t = PySequence_Tuple(args);
+            Py_DECREF(args);
+            args = t;
+            if (args == NULL) goto done;
+        }
+        if (PyContext_Enter(ctx) < 0) goto done;
+        res = PyObject_Call(cb, args, NULL);
+        if (PyContext_Exit(ctx) < 0) Py_CLEAR(res);
+    done:
+        Py_XDECREF(args);
+        Py_XDECREF(cb);
+        Py_DECREF(ctx);
+        return res;
+    }
+
+    /* A sequentially consistent fence (free-threaded builds only: with the GIL, taking it orders everything). */
+    static inline void ml_fence(void) {
+    #ifdef Py_GIL_DISABLED
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    #endif
+    }
+    """
+    int ML_CALLBACK, ML_ARGS, ML_CANCELLED, ML_LOOP, ML_REPR, ML_SRCTB, ML_CONTEXT, ML_WHEN, ML_SCHEDULED
+    bint ml_init_handles(object handle_type, object timer_type)
+    bint ml_is_plain(object h)
+    object ml_get(object h, int i)
+    int ml_set(object h, int i, object v) except -1
+    int ml_cancelled(object h) except -1
+    object ml_new(object tp, object callback, object args, object loop, object context, object when)
+    object ml_run(object h)
+    void ml_fence() noexcept nogil

@@ -1,0 +1,153 @@
+"""Which implementation of the hot path this process runs: the compiled extension modules or their ``.py`` sources.
+
+Facts that shape it:
+- The extensions are compiled by Cython (pure-Python mode) from the very ``.py`` files listed in
+  :data:`EXTENSION_MODULES`, under the same module names, and they are installed beside those files. Python's
+  import system tries extension modules before source files in a directory, so an installed extension is used
+  unless something says otherwise.
+- The compiled modules share C-level types with each other (``cimport`` through their ``.pxd`` files): a
+  compiled ``core`` next to a pure-Python ``fdtable`` would not even import. The choice is therefore all or
+  nothing, made once per process, before any of them is imported.
+- An in-place build (an editable install) leaves extensions beside sources that keep changing. An extension
+  compiled from an older version of its source must never run: ``setup.py`` records the SHA-256 of each
+  source it compiled (``_extensions<tag>.json``, one per interpreter tag), and a mismatch selects the sources.
+
+Design: importing this module (``multiloop/__init__`` does it first) decides. The sources are chosen when
+``MULTILOOP_NO_EXTENSIONS`` is set to anything but ``""``/``0``, when this interpreter has no complete build,
+or when a build is stale; if extensions are present anyway, a meta-path finder then loads these module names
+from their ``.py`` files. :data:`ACTIVE` and :data:`REASON` say what was chosen and why; :func:`status` checks
+what was actually loaded. ``python -m multiloop info`` shows both.
+
+Free threading: an extension declares it runs without the GIL (Cython's ``freethreading_compatible``
+directive, which ``setup.py`` sets for the modules in :data:`FREE_THREADING_COMPATIBLE`) only where that is true;
+``tests/test_compiled.py`` checks that importing the package leaves the GIL disabled on a free-threaded
+interpreter, and the thread-safety tests run against the compiled build there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+#: The modules built as extensions (``setup.py`` reads this tuple without importing the package).
+#:
+#: Only those that are faster compiled. Compiled code pays a full type lookup plus a dictionary or descriptor
+#: access for every attribute of a *Python-class* instance, which CPython 3.11+'s specialising interpreter does
+#: in a few instructions; a module gains only where its hot state is in C fields. The core (``_CoreState``) and
+#: the fd table (extension types) are; the transports and the accept loop cannot be (a transport must subclass
+#: ``asyncio.BaseTransport``, whose ``__slots__`` layout excludes an extension-type base). Measured, 1 KiB echo,
+#: instructions per request (callgrind, 3.11): transports compiled too 10,358 (protocol) / 34,004 (streams),
+#: core and fd table only 9,229 / 32,403, nothing compiled 14,008 / 41,955, stock asyncio 15,303 / 44,332.
+EXTENSION_MODULES: tuple[str, ...] = (
+    "multiloop.fdtable",
+    "multiloop.core",
+)
+
+#: The extensions that are correct without the GIL. Why, for each:
+#:
+#: - ``multiloop.fdtable``: used by the loop's own thread only (asyncio's rule for everything but
+#:   ``call_soon_threadsafe``); its C fields are never touched from another thread.
+#: - ``multiloop.core``: other threads call ``call_soon_threadsafe`` (and ``get_debug``, from a handle's
+#:   ``__init__``). Those read only C fields that are either never rebound after ``__init__`` (``_ready_append``,
+#:   ``_waker``: object fields, so no reference is taken on an object being replaced) or plain flags whose
+#:   stale value is harmless (``_closed``, ``_debug``), and ``_may_block``, the one hand-off that matters: the
+#:   producer appends to the ready deque (locked by the deque itself) and then reads the flag, the loop sets the
+#:   flag and then looks at the deque, each side with a sequentially consistent fence between the two (``ml_fence``
+#:   in ``_fasthandles.pxd``), so either the loop sees the callback or the producer sees the flag and wakes it.
+#:   Handles: the loop reads their slots through ``PyMember_GetOne`` on free-threaded builds (a safe reference even
+#:   if another thread replaces the slot); handles another thread may cancel (``call_soon_threadsafe``'s) are a
+#:   different class whose own locked ``_run`` is used.
+FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
+    "multiloop.fdtable",
+    "multiloop.core",
+)
+
+#: The environment variable that selects the ``.py`` sources (at build time it skips building them).
+ENV = "MULTILOOP_NO_EXTENSIONS"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _env_says_pure() -> bool:
+    return os.environ.get(ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _source(name: str) -> Path:
+    return _PACKAGE_DIR.joinpath(*name.split(".")[1:]).with_suffix(".py")
+
+
+def _extension_tag() -> str:
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
+
+
+def _stamp_name() -> str:
+    return f"_extensions{_extension_tag().rsplit('.', 1)[0]}.json"
+
+
+def _check_build() -> tuple[bool, str, dict[str, Any]]:
+    """(usable, why, this interpreter's stamp) for the extensions beside the sources."""
+    try:
+        built = json.loads((_PACKAGE_DIR / _stamp_name()).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False, (f"pure Python: no compiled modules were built for this interpreter "
+                       f"({_extension_tag().strip('.')}) in this installation"), {}
+    except (OSError, ValueError) as exc:
+        return False, f"pure Python: cannot read {_stamp_name()} ({exc})", {}
+    for name in EXTENSION_MODULES:
+        entry = built.get("modules", {}).get(name)
+        if entry is None:
+            return False, f"pure Python: {name} was not compiled (the build is partial)", built
+        if not (_source(name).parent / entry["file"]).exists():
+            return False, f"pure Python: {entry['file']} is missing", built
+        try:
+            digest = hashlib.sha256(_source(name).read_bytes()).hexdigest()
+        except OSError as exc:
+            return False, f"pure Python: cannot read {_source(name)} ({exc})", built
+        if digest != entry["source_sha256"]:
+            return False, (f"pure Python: the compiled {name} is stale ({_source(name).name} changed since it "
+                           f"was compiled; reinstall or rebuild to compile it again)"), built
+    return True, f"compiled (Cython {built.get('cython', '?')})", built
+
+
+class _SourcesFirst(importlib.abc.MetaPathFinder):
+    """Loads the hot-path modules from their ``.py`` files even when extensions sit beside them."""
+
+    def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None) -> Any:
+        if fullname not in EXTENSION_MODULES:
+            return None
+        return importlib.util.spec_from_file_location(fullname, _source(fullname))
+
+
+def _select() -> tuple[bool, str]:
+    if _env_says_pure():
+        active, why = False, f"pure Python: {ENV} is set"
+    else:
+        active, why, _ = _check_build()
+    if not active and not any(isinstance(f, _SourcesFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourcesFirst())
+    return active, why
+
+
+#: True when the compiled extension modules are in use, False when their ``.py`` sources are.
+ACTIVE, REASON = _select()
+#: "compiled" or "pure".
+MODE = "compiled" if ACTIVE else "pure"
+
+
+def status() -> dict[str, Any]:
+    """What was chosen and why, and the file each hot-path module was loaded from (imports them)."""
+    loaded = {}
+    for name in EXTENSION_MODULES:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        loaded[name] = getattr(module, "__file__", None)
+    extension = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+    compiled = [n for n, f in loaded.items() if f is not None and f.endswith(extension)]
+    return {"mode": MODE, "active": ACTIVE, "reason": REASON, "env": ENV, "modules": loaded,
+            "compiled_modules": len(compiled), "consistent": len(compiled) == (len(loaded) if ACTIVE else 0)}

@@ -1,0 +1,33 @@
+# C declarations for core.py when compiled (see multiloop/compiled.py).
+#
+# The loop class must stay a subclass of asyncio.AbstractEventLoop (a Python class), which an extension type
+# cannot be; so the state the scheduler touches on every callback lives in _CoreState, an extension type with
+# C fields, and LoopCore (a Python class) derives from it and from LoopServices. The hot methods of LoopCore
+# declare `self` as a _CoreState (@cython.locals), which turns each self._x into a field access. Fields are
+# `public` where Python code (services.py, the mixins, tests) reads or sets them.
+
+from multiloop.fdtable cimport FdEntry, FdTable
+from multiloop._fasthandles cimport *
+
+cdef class _CoreState:
+    cdef public object _ready
+    cdef public object _ready_append
+    cdef public object _ready_popleft
+    cdef public list _scheduled
+    cdef public object _timer_seq
+    cdef public Py_ssize_t _timer_cancelled_count
+    cdef public dict _fds
+    cdef public set _always_ready
+    cdef public FdTable _fdtable
+    cdef public object _poller
+    cdef public object _waker
+    cdef public Py_ssize_t _waker_fd_count
+    cdef public bint _closed
+    cdef public bint _stopping
+    cdef public bint _forked
+    cdef public bint _may_block
+    cdef public bint _debug
+    cdef public double _clock_resolution
+    cdef public object _current_handle
+    cdef public list _stats
+    cdef object __weakref__
