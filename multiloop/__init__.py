@@ -42,9 +42,10 @@ from .errors import (
 )
 from .fdtable import InvalidFdError
 from .hookspecs import hookimpl, hookspec  # noqa: I001  (backends import hookimpl from here)
+from .instruments import Instrument
 from .loop import EventLoop
 from .registry import BackendInfo, BrokenPlugin
-from .stats import LoopStats
+from .stats import LoopStats, LoopTimings, SlowCallback
 
 if TYPE_CHECKING:
     from .policy import EventLoopPolicy as EventLoopPolicy
@@ -55,6 +56,7 @@ __all__ = [
     "new_loop", "run", "loop_factory", "backends", "default_backend", "EventLoop",
     "hookimpl", "hookspec", "Backend", "BackendInfo", "BrokenPlugin", "Capability", "CAPABILITIES", "Poller",
     "Iteration", "READ", "WRITE", "ERROR", "INVALID", "translate_oserror", "check_fd_open", "LoopStats",
+    "LoopTimings", "SlowCallback", "Instrument",
     "MultiloopError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
     "NoBackendAvailableError", "PollerError", "BadFdError", "FdLimitError", "UnpollableFdError",
     "InvalidFdError", "LoopForkedError", "compiled",

@@ -9,29 +9,37 @@ import functools
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
+from .instruments import attach_plugin_instruments
 from .loop import EventLoop
 from .registry import BackendInfo, get_registry
 
 T = TypeVar("T")
 
 
-def new_loop(backend: str | None = None, *, require: Iterable[str] = (), avoid: Iterable[str] = ()) -> EventLoop:
+def new_loop(backend: str | None = None, *, require: Iterable[str] = (), avoid: Iterable[str] = (),
+             timings: bool = False) -> EventLoop:
     """A new, not running event loop on ``backend`` (a name), or on the best backend available here.
 
     ``require``: capability names the backend must have (``multiloop.Capability``). ``avoid``: backend
     names never to pick automatically. Errors say which backends exist and why each was not chosen.
+    ``timings``: record where the loop's time goes from the start (``loop.enable_timings()``).
+    Installed plugins' instruments (the ``multiloop_instruments`` hook) are attached before it is returned.
     """
     descriptor = get_registry().choose(backend, require=require, avoid=avoid)
-    return EventLoop(descriptor.factory())
+    loop = EventLoop(descriptor.factory())
+    if timings:
+        loop.enable_timings()
+    attach_plugin_instruments(loop, loop.add_instrument)
+    return loop
 
 
-def loop_factory(backend: str | None = None, **kwargs: Any) -> Callable[[], EventLoop]:
+def loop_factory(backend: str | None = None, *, timings: bool = False, **kwargs: Any) -> Callable[[], EventLoop]:
     """A zero-argument loop factory, for ``asyncio.Runner(loop_factory=...)``, ``asyncio.run(...,
     loop_factory=...)`` (3.12+) and anyio's ``backend_options={"loop_factory": ...}``.
 
     The choice is checked now, so a bad backend name fails where the factory is made, not later."""
     get_registry().choose(backend, **kwargs)
-    factory = functools.partial(new_loop, backend, **kwargs)
+    factory = functools.partial(new_loop, backend, timings=timings, **kwargs)
     factory.__doc__ = f"multiloop.new_loop(backend={backend!r})"
     return factory
 

@@ -30,4 +30,6 @@ cdef class _CoreState:
     cdef public double _clock_resolution
     cdef public object _current_handle
     cdef public list _stats
+    cdef public object _instruments
+    cdef public bint _hooked_pass
     cdef object __weakref__

@@ -72,8 +72,10 @@ from .callbacks import CORO_FLAGS as _CORO_FLAGS
 from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
 from .fdtable import FdEntry, FdTable
+from .instruments import InstrumentSet
 from .services import LoopServices
 from .stats import LoopStats
+from .timings import TimingsRecorder
 from .wakeup import Waker
 
 logger = logging.getLogger("asyncio")
@@ -133,10 +135,16 @@ class _CoreIteration(Iteration):
         self._loop = loop
 
     def timeout(self) -> float | None:
-        return self._loop._compute_timeout()
+        loop = self._loop
+        timeout = loop._compute_timeout()
+        if loop._instruments is not None:
+            loop._instruments.before_io_wait(timeout)
+        return timeout
 
     def dispatch(self, events: list[tuple[int, int]]) -> bool:
         loop = self._loop
+        if loop._instruments is not None:
+            loop._instruments.after_io_wait()
         loop._process(events)
         return not loop._stopping
 
@@ -173,9 +181,14 @@ class LoopCore(_CoreState, LoopServices):
         self._task_factory: Callable[..., Any] | None = None
         self._init_services()
         self._debug = _asyncio_debug_default()
+        self._hooked_pass = self._debug
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
         self._may_block = False
+        # The instrument set while instruments or timings are attached, else None: the pass tests this once
+        # (never per callback) and runs its plain code when it is None (see add_instrument).
+        self._instruments: InstrumentSet | None = None
+        self._instrument_set: InstrumentSet | None = None
         # iterations, callbacks run, fd events dispatched, dead fds dropped, events for unknown fds
         self._stats = [0, 0, 0, 0, 0]
         self._stale_batch: list[tuple[int, int]] | None = None  # the events _discard_stale last handled
@@ -202,7 +215,62 @@ class LoopCore(_CoreState, LoopServices):
                          ready=len(self._ready), timers=len(self._scheduled) - self._timer_cancelled_count,
                          cancelled_timers=self._timer_cancelled_count, fds=len(self._fds),
                          always_ready_fds=len(self._always_ready), dead_fds=dead, stale_fd_events=stale,
+                         timings=self._timings.snapshot() if self._timings is not None else None,
                          backend_stats=LoopStats.freeze(self._poller.statistics()))
+
+    # ----------------------------------------------------------------------------------------- instruments
+    def add_instrument(self, instrument: object) -> None:
+        """Attach ``instrument``: an object with any of the methods of :class:`multiloop.Instrument`
+        (``before_io_wait``, ``after_io_wait``, ``before_callback``, ``after_callback``, ``slow_callback``,
+        ``task_spawned``, ``task_exited``); only those it defines are called. Adding one already attached
+        does nothing. An instrument that raises is removed and reported through the exception handler.
+        Like every loop method but ``call_soon_threadsafe``: from the loop's thread, or while it is not running."""
+        self._instrument_hub().add(instrument)
+
+    def remove_instrument(self, instrument: object) -> None:
+        """Detach ``instrument``; KeyError if it is not attached (it may have been removed for raising)."""
+        hub = self._instrument_set
+        if hub is None or not hub.remove(instrument):
+            raise KeyError(f"instrument {instrument!r} is not attached to this loop")
+
+    @property
+    def instruments(self) -> tuple[object, ...]:
+        """The attached instruments, in the order they are called."""
+        return self._instrument_set.members if self._instrument_set is not None else ()
+
+    def enable_timings(self) -> None:
+        """Start recording where the loop's time goes (``loop.stats().timings``); a no-op if already on.
+        Costs two clock reads per callback and per wait while on."""
+        hub = self._instrument_hub()
+        if hub.timings is None:
+            hub.set_timings(TimingsRecorder(self))
+
+    def disable_timings(self) -> None:
+        """Stop recording timings and forget them (``loop.stats().timings`` is None again)."""
+        if self._instrument_set is not None:
+            self._instrument_set.set_timings(None)
+
+    @property
+    def _timings(self) -> TimingsRecorder | None:
+        return self._instrument_set.timings if self._instrument_set is not None else None
+
+    def _instrument_hub(self) -> InstrumentSet:
+        hub = self._instrument_set
+        if hub is None:
+            hub = self._instrument_set = InstrumentSet(self, self._instruments_changed)
+        return hub
+
+    def _instruments_changed(self) -> None:
+        # Select the instrumented pass only while something is attached (the plain pass never asks per callback).
+        hub = self._instrument_set
+        self._instruments = hub if hub else None
+        self._update_hooked_pass()
+
+    @cython.locals(self=_CoreState)
+    def _update_hooked_pass(self) -> None:
+        # The pass runs its plain code unless debug mode or an instrument needs the hooked one; one flag for
+        # both keeps the plain pass's cost where it was before instruments existed (set_debug calls this too).
+        self._hooked_pass = self._debug or self._instruments is not None
 
     @property
     def _read_buffer(self) -> memoryview:
@@ -385,6 +453,9 @@ class LoopCore(_CoreState, LoopServices):
 
     @cython.locals(self=_CoreState)
     def _run_once(self) -> None:
+        if self._instruments is not None:
+            self._run_once_instrumented()
+            return
         timeout = self._compute_timeout()
         if timeout == 0 and len(self._fds) == self._waker_fd_count:
             # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
@@ -395,6 +466,22 @@ class LoopCore(_CoreState, LoopServices):
                 events = self._poller.poll(timeout)
             finally:
                 self._may_block = False
+        self._process(events)
+
+    @cython.locals(self=_CoreState)
+    def _run_once_instrumented(self) -> None:
+        """``_run_once`` with the wait hooks around the wait (instruments or timings attached)."""
+        timeout = self._compute_timeout()
+        instruments: Any = self._instruments  # not None: _run_once checked
+        instruments.before_io_wait(timeout)
+        if timeout == 0 and len(self._fds) == self._waker_fd_count:
+            events: list[tuple[int, int]] = []
+        else:
+            try:
+                events = self._poller.poll(timeout)
+            finally:
+                self._may_block = False
+        instruments.after_io_wait()
         self._process(events)
 
     @cython.locals(self=_CoreState, scheduled=list, stats=list, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
@@ -429,11 +516,15 @@ class LoopCore(_CoreState, LoopServices):
         ntodo = len(self._ready)
         stats[1] += ntodo
         popleft = self._ready_popleft
-        if self._debug:
-            for _ in range(ntodo):
-                handle = popleft()
-                if not handle._cancelled:
-                    self._run_handle_debug(handle)
+        if self._hooked_pass:  # debug mode or instruments: one test for both (see _update_hooked_pass)
+            if self._instruments is not None:
+                # The instrumented pass (multiloop.instruments): the same loop, hooks around each callback.
+                self._instruments.run_ready(ntodo, popleft, self._run_handle_debug if self._debug else None)
+            else:
+                for _ in range(ntodo):
+                    handle = popleft()
+                    if not handle._cancelled:
+                        self._run_handle_debug(handle)
         elif cython.compiled and _FAST:
             for _ in range(ntodo):
                 handle = popleft()
@@ -727,11 +818,15 @@ class LoopCore(_CoreState, LoopServices):
             accepts) goes to the factory, or to ``asyncio.Task``, unchanged."""
             self._check_closed()
             factory = self._task_factory
+            task: Any
             if factory is not None:
-                return factory(self, coro, **kwargs)  # type: ignore[no-any-return]
-            task: Any = _aio_tasks.Task(coro, loop=self, **kwargs)  # the private _source_traceback is used
-            if task._source_traceback and not cython.compiled:
-                del task._source_traceback[-1]  # this method's frame (see call_soon)
+                task = factory(self, coro, **kwargs)
+            else:
+                task = _aio_tasks.Task(coro, loop=self, **kwargs)  # the private _source_traceback is used
+                if task._source_traceback and not cython.compiled:
+                    del task._source_traceback[-1]  # this method's frame (see call_soon)
+            if self._instruments is not None:
+                self._instruments.task_created(task)
             try:
                 return task
             finally:
@@ -748,13 +843,15 @@ class LoopCore(_CoreState, LoopServices):
                 task = _aio_tasks.Task(coro, loop=self, name=name, context=context)
                 if task._source_traceback and not cython.compiled:
                     del task._source_traceback[-1]  # this method's frame (see call_soon)
-                return task
-            if context is None:
-                task = self._task_factory(self, coro)
             else:
-                task = self._task_factory(self, coro, context=context)
-            if name is not None:
-                task.set_name(name)
+                if context is None:
+                    task = self._task_factory(self, coro)
+                else:
+                    task = self._task_factory(self, coro, context=context)
+                if name is not None:
+                    task.set_name(name)
+            if self._instruments is not None:
+                self._instruments.task_created(task)
             return task
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:

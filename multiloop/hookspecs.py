@@ -34,6 +34,8 @@ are not installed as entry points.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -54,4 +56,26 @@ def multiloop_backends() -> list[Backend]:  # type: ignore[empty-body]
     Called once per registry load. Must be cheap and must not probe the platform (that is what each
     descriptor's ``probe`` is for, called lazily). Raising here marks the plugin as broken: it is reported by
     ``multiloop.backends()`` and ``python -m multiloop info`` and never breaks the other backends.
+    """
+
+
+@hookspec
+def multiloop_instruments(loop: asyncio.AbstractEventLoop) -> Iterable[object] | None:
+    """Return the instruments to attach to ``loop``, a new multiloop loop (or None / an empty list).
+
+    Called once for every loop ``multiloop.new_loop()`` makes (so also under ``multiloop.run``, ``loop_factory``
+    and ``python -m multiloop run``), before the loop first runs. An instrument is any object with some of the
+    methods of :class:`multiloop.Instrument` (``before_io_wait``, ``after_io_wait``, ``before_callback``,
+    ``after_callback``, ``slow_callback``, ``task_spawned``, ``task_exited``); it is attached with
+    ``loop.add_instrument``. This is how a tracing or metrics exporter attaches itself to every loop of a
+    program once it is installed::
+
+        # mypackage/multiloop_plugin.py, the entry point "multiloop" of your distribution
+        @multiloop.hookimpl
+        def multiloop_instruments(loop):
+            return [MyExporter(loop)]
+
+    A plugin whose hook raises, or returns something that is not an iterable of instruments, is reported
+    through the loop's exception handler (naming the plugin); the loop is still made, with the other plugins'
+    instruments.
     """

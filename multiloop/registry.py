@@ -192,6 +192,10 @@ class Registry:
         self._backends = backends
         self._probe_cache.clear()
 
+    def plugin_origin(self, plugin_name: str) -> str:
+        """Where a registered plugin comes from: "built-in", "<distribution> <version>", "runtime"..."""
+        return self._origins.get(plugin_name, plugin_name)
+
     # -- querying ------------------------------------------------------------------------------------------
     def names(self) -> list[str]:
         return sorted(self._backends, key=lambda n: (-self._backends[n].priority, n))

@@ -32,6 +32,9 @@ class LoopServices(Loop):
     _debug: bool
     _current_handle: asyncio.Handle | None
 
+    def _update_hooked_pass(self) -> None:
+        """Debug mode changed: the core re-decides which pass it runs (``LoopCore`` overrides this)."""
+
     def _init_services(self) -> None:
         self._exception_handler: Callable[..., Any] | None = None
         # Name kept from stock asyncio: CPython's test harness (test_utils.TestCase.close_loop) reads it.
@@ -169,6 +172,7 @@ class LoopServices(Loop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = bool(enabled)
+        self._update_hooked_pass()
         if self.is_running():
             self.call_soon_threadsafe(self._set_coroutine_origin_tracking, self._debug)
 

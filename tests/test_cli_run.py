@@ -276,3 +276,29 @@ def test_the_asyncio_facts_the_patch_relies_on():
         assert loop is made[2]
         loop.close()
     assert len(made) == 3
+
+
+def test_stats_enable_timings_and_name_the_slowest_callback(tmp_path):
+    script = write(tmp_path / "slow.py", """
+        import asyncio, time
+
+        def stall():
+            end = time.monotonic() + 0.15
+            while time.monotonic() < end:
+                pass
+
+        async def main():
+            asyncio.get_running_loop().call_soon(stall)
+            await asyncio.sleep(0.01)
+
+        asyncio.run(main())
+    """)
+    out = launch("--stats", "--backend", "poll", script)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    start = lines.index("  timings:")
+    summary = lines[start + 1:]
+    assert summary[0].lstrip().startswith("time: ") and "waiting for I/O" in summary[0]
+    assert summary[1].lstrip().startswith("loop lag ")
+    assert summary[2].lstrip() == "slow callbacks (at least slow_callback_duration): 1"
+    assert summary[3].split()[2:] == ["stall", f"{script}:4"]  # line 1 of the file is empty

@@ -146,6 +146,20 @@ def test_plain_asyncio_program_under_multiloop_run(backend):
     assert out.stderr.startswith(f"multiloop stats: 1 loop\nloop 1 ({backend}, closed):\n")
 
 
+def test_instruments_example_tracks_tasks_and_names_the_blocking_callback(backend):
+    out = run(example("instruments.py"), "--backend", backend)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    steps = {line.split(":")[0]: line.rsplit(", ", 1)[1] for line in lines if line.startswith("task ")}
+    # worker-n sleeps n times: its first step, one per wake-up; main's first step, then the end of the group
+    assert steps == {"task worker-1": "2 steps", "task worker-3": "4 steps", "task worker-5": "6 steps",
+                     "task Task-1": "2 steps"}
+    assert "slow callbacks (at least slow_callback_duration): 1" in lines
+    with open(example("instruments.py")) as source:
+        line = next(n for n, text in enumerate(source, 1) if text.startswith("def block_the_loop"))
+    assert lines[-1].split()[2:] == ["block_the_loop", f"{example('instruments.py')}:{line}"]
+
+
 def test_trio_plugin_readme_example_runs_as_written():
     needs("trio", "multiloop_trio")
     with open(TRIO_README, encoding="utf-8") as f:

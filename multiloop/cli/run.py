@@ -69,7 +69,7 @@ def parse(argv: list[str]) -> Options:
             print("\nRun a Python script, or a module with -m, as python does, with every event loop its asyncio.run,"
                   "\nasyncio.Runner and asyncio.new_event_loop create being a multiloop loop.")
             print("\n  --backend NAME  the multiloop backend (default: $MULTILOOP_BACKEND, else the automatic choice)"
-                  "\n  --stats         print each loop's statistics (loop.stats()) to stderr at exit"
+                  "\n  --stats         record timings and print each loop's statistics (loop.stats()) to stderr at exit"
                   "\n  -m module       run a module as a script, like python -m")
             raise SystemExit(0)
         if arg == "--stats":
@@ -111,7 +111,7 @@ def parse(argv: list[str]) -> Options:
 def main(argv: list[str]) -> int:
     try:
         opts = parse(argv)
-        factory = _loop_factory(opts.backend)
+        factory = _loop_factory(opts.backend, timings=opts.stats)
         target = _check_target(opts)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -142,12 +142,12 @@ def main(argv: list[str]) -> int:
 
 
 # -- checking the command line ---------------------------------------------------------------------------------
-def _loop_factory(backend: str | None) -> Callable[[], Any]:
+def _loop_factory(backend: str | None, timings: bool = False) -> Callable[[], Any]:
     from ..api import loop_factory
     from ..errors import MultiloopError
 
     try:
-        return loop_factory(backend)
+        return loop_factory(backend, timings=timings)
     except (MultiloopError, ValueError, TypeError) as exc:
         raise UsageError(str(exc).replace("(backend=)", "(--backend)", 1)) from None
 

@@ -2,7 +2,9 @@
 
 It is driven by the fields of :class:`multiloop.LoopStats`, so statistics added there (timings, the backend's own
 counters) appear here without a change: integers get thousands separators, floats are shown as seconds or
-ratios, nested records and mappings are indented.
+ratios, nested records and mappings are indented. The timings (present when ``--stats`` enabled them) are a
+summary of their own (:func:`multiloop.timings.format_timings`): shares of the time, lag, the slowest callbacks
+with their source locations.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ def format_loops(loops: Sequence[Any]) -> str:
         stats = loop.stats()
         state = "closed" if loop.is_closed() else "not closed"
         lines.append(f"loop {number} ({getattr(stats, 'backend', '?')}, {state}):")
-        lines.extend(_lines(stats, indent="  ", skip={"backend"}))
+        lines.extend(_lines(stats, indent="  ", skip={"backend", "timings"}))
+        timings = getattr(stats, "timings", None)
+        if timings is not None:
+            from ..timings import format_timings
+
+            lines.append("  timings:")
+            lines.extend(format_timings(timings, indent="    "))
     return "\n".join(lines)
 
 
