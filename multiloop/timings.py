@@ -48,7 +48,9 @@ def _code_location(func: Any) -> tuple[str, str]:
 
 def describe_callback(handle: asyncio.Handle) -> tuple[str, str, str | None]:
     """(callback name, ``file:line``, task name or None) for the callback ``handle`` runs or ran."""
-    callback = getattr(handle, "_callback", None)  X
+    # asyncio.Handle's slot, the one the core already fills in (tests/test_handle_contract.py fails loudly if a
+    # Python release changes the layout); None once the handle is cancelled.
+    callback = getattr(handle, "_callback", None)
     if callback is None:
         return repr(handle), "<unknown>", None
     owner = getattr(callback, "__self__", None)
