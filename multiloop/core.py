@@ -565,18 +565,20 @@ class LoopCore(LoopServices):
         fileno = fdtable.public_fd(fd)
         _check_callback(callback, "add_reader")
         fdtable.add_reader(fileno, callback, *args)
+        fdtable.remember_file(fileno, fd)
 
     def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         fdtable = self._fdtable
         fileno = fdtable.public_fd(fd)
         _check_callback(callback, "add_writer")
         fdtable.add_writer(fileno, callback, *args)
+        fdtable.remember_file(fileno, fd)
 
     def remove_reader(self, fd: Any) -> bool:
-        return self._fdtable.remove_reader(self._fdtable.public_fd(fd))
+        return self._fdtable.remove_reader(self._fdtable.public_fd_to_remove(fd))
 
     def remove_writer(self, fd: Any) -> bool:
-        return self._fdtable.remove_writer(self._fdtable.public_fd(fd))
+        return self._fdtable.remove_writer(self._fdtable.public_fd_to_remove(fd))
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not self._closed and not self._forked:

@@ -16,6 +16,10 @@ Facts that shape it:
 - In a process forked from the loop's, an epoll/kqueue object is shared with the parent: unregistering an fd
   here would remove the *parent's* registration. After a fork the table only forgets, it never tells the
   backend.
+- A closed socket's ``fileno()`` is -1, yet code closes a socket and then calls ``remove_reader(sock)`` for
+  it (anyio does, when a socket is closed while a receive waits). Stock asyncio's selector finds such an
+  object by identity among its registrations. The public API therefore remembers the object it was given
+  (:attr:`FdEntry.fileobj`) and the public removal looks a closed one up by identity.
 
 Design: the core owns one :class:`FdTable` (``loop._fdtable``, declared in :mod:`multiloop.seams`) and reads
 :attr:`FdTable.entries` and :attr:`FdTable.always_ready` directly on its hot path; those two containers are
@@ -31,7 +35,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .backend import READ, WRITE, Poller
-from .errors import PollerError, UnpollableFdError
+from .errors import BadFdError, PollerError, UnpollableFdError
 
 if TYPE_CHECKING:
     from .seams import FdOwner
@@ -50,12 +54,14 @@ class FdEntry:
     fields directly, which is why this is a slotted class rather than a tuple (no re-allocation on every
     change)."""
 
-    __slots__ = ("reader", "writer", "mask")
+    __slots__ = ("reader", "writer", "mask", "fileobj")
 
     def __init__(self, mask: int) -> None:
         self.reader: asyncio.Handle | None = None
         self.writer: asyncio.Handle | None = None
         self.mask = mask
+        #: The object (not an int) the public add_reader/add_writer was given for this fd, if any.
+        self.fileobj: object = None
 
     def __repr__(self) -> str:
         return f"FdEntry(mask={self.mask}, reader={self.reader!r}, writer={self.writer!r})"
@@ -188,6 +194,11 @@ class FdTable:
         try:
             if not self.forked:
                 self._tell_backend(fd, entry, mask)
+        except BadFdError:
+            # Closed already (a socket closed before its reader was removed): the kernel watches it no
+            # more, which is what removing asked for; the other direction, if any, stays in the table
+            # until it is removed too.
+            pass
         finally:
             if not mask:
                 self.always_ready.discard(fd)
@@ -229,3 +240,23 @@ class FdTable:
         fd = fileobj_to_fd(fileobj, self._backend)
         self.check_unowned(fd, fileobj)
         return fd
+
+    def remember_file(self, fd: int, fileobj: Any) -> None:
+        """The public API registered ``fd`` as ``fileobj``: keep the object, so that removing it still works
+        once it is closed (see the module docstring)."""
+        if not isinstance(fileobj, int):
+            entry = self.entries.get(fd)
+            if entry is not None:
+                entry.fileobj = fileobj
+
+    def public_fd_to_remove(self, fileobj: Any) -> int:
+        """:meth:`public_fd` for the public ``remove_reader``/``remove_writer``: a file object that no longer
+        has an fd (closed) is found among the registrations by identity, as stock asyncio's selector does."""
+        try:
+            return self.public_fd(fileobj)
+        except InvalidFdError:
+            if not isinstance(fileobj, int):
+                for fd, entry in self.entries.items():
+                    if entry.fileobj is fileobj:
+                        return fd
+            raise
