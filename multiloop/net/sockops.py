@@ -127,6 +127,9 @@ def _retry(fut: asyncio.Future[Any], step: Callable[..., Any], args: tuple[Any, 
         raise
     except BaseException as exc:
         fut.set_exception(exc)
+        # This frame is in exc's traceback: holding the future here would make exc -> traceback -> frame ->
+        # future -> exc a cycle that keeps the exception (and whatever its frames hold) alive until a gc.
+        del fut
     else:
         fut.set_result(result)
 
