@@ -100,6 +100,7 @@ class TrioPoller(Poller):
         self._sleeper: Any = None
         self._wake_requested = False
         self._attached = False
+        self._attached_pid = 0
         self._driving = False
         self._drive_stop_waiters: set[trio.Event] = set()
         self._in_asyncio = False
@@ -136,7 +137,17 @@ class TrioPoller(Poller):
 
     def close(self) -> None:
         if self._attached:
-            self._detach()
+            if os.getpid() != self._attached_pid:
+                # A forked child closing its copy: the watches are copies of the parent's trio tasks, and
+                # cancelling one runs trio's abort callback, which updates the epoll/kqueue object the child
+                # shares with the parent (it would delete the parent's registrations). Forget them instead.
+                self._watches.clear()
+                self._attached = False
+                self._token = self._nursery = self._sleeper = None
+                if current_poller() is self:
+                    _local.poller = None
+            else:
+                self._detach()
         self._interest.clear()
         self._events.clear()
 
@@ -282,6 +293,7 @@ class TrioPoller(Poller):
         if current_poller() is not None:
             raise RuntimeError("another multiloop trio loop is already running in this trio run")
         self._token = tl.current_trio_token()
+        self._attached_pid = os.getpid()
         self._wake_requested = False  # a request left over from an earlier run will never be answered
         self._nursery = nursery
         self._attached = True
