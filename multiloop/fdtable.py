@@ -47,6 +47,15 @@ class InvalidFdError(PollerError, ValueError):
     """Not something that names an open file descriptor. A ValueError, as stock asyncio raises."""
 
 
+class FdOutOfRangeError(InvalidFdError, OverflowError):
+    """An int too large to be a file descriptor (a C int). Also an OverflowError: what the kernel interfaces
+    raise for it, and what stock asyncio lets through."""
+
+
+# File descriptors are C ints: the kernel interfaces cannot even take a larger number.
+_FD_MAX = 2**31 - 1
+
+
 class FdEntry:
     """What the loop wants from one fd: the reader and writer handles and the registered READ|WRITE mask.
 
@@ -84,6 +93,9 @@ def fileobj_to_fd(fileobj: Any, backend: str) -> int:
     if fd < 0:
         raise InvalidFdError(f"{backend}: Invalid file descriptor: {fd} (negative; a closed socket's "
                              f"fileno() is -1)", backend=backend, fd=fd, errno=errno.EBADF)
+    if fd > _FD_MAX:
+        raise FdOutOfRangeError(f"{backend}: Invalid file descriptor: {fd} (larger than any file descriptor, "
+                                f"{_FD_MAX})", backend=backend, fd=fd, errno=errno.EBADF)
     return fd
 
 
@@ -255,7 +267,7 @@ class FdTable:
         try:
             return self.public_fd(fileobj)
         except InvalidFdError:
-            if not isinstance(fileobj, int):
+            if hasattr(fileobj, "fileno"):  # a file object, closed now (never None or an int)
                 for fd, entry in self.entries.items():
                     if entry.fileobj is fileobj:
                         return fd
