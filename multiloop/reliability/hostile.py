@@ -39,7 +39,7 @@ from .harness import IDLE_PASSES_PER_SECOND_LIMIT, Context, Skip, open_fds
 
 SIZES = {
     "ci": {"examples": 60, "max_ops": 25, "threads": 8, "thread_calls": 2000, "timeout": 120},
-    "soak": {"examples": 5000, "max_ops": 60, "threads": 8, "thread_calls": 200000, "timeout": 3600},
+    "soak": {"examples": 1000, "max_ops": 60, "threads": 8, "thread_calls": 100000, "timeout": 1800},
 }
 
 _SLOTS = 3
@@ -258,7 +258,7 @@ def _hypothesis_run(ctx: Context, figures: dict[str, Any], problems: list[str]) 
             for op in ops:
                 env.apply(op)
             env.forget_live()
-            env.run(0.05)
+            env.run(0.02)
         finally:
             env.close()
         leaked = {fd: t for fd, t in open_fds().items() if fd not in before}

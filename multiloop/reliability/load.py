@@ -32,7 +32,7 @@ from .harness import Context, latency_figures
 
 SIZES = {
     "ci": {"connections": 600, "concurrency": 300, "messages": 6, "max_message": 256 * 1024, "timeout": 90},
-    "soak": {"connections": 20000, "concurrency": 2500, "messages": 12, "max_message": 1024 * 1024,
+    "soak": {"connections": 5000, "concurrency": 5000, "messages": 8, "max_message": 256 * 1024,
              "timeout": 900},
 }
 

@@ -39,7 +39,7 @@ from .harness import Context
 
 SIZES = {
     "ci": {"rounds": 3, "block": 0.2, "timeout": 90},
-    "soak": {"rounds": 200, "block": 0.5, "timeout": 900},
+    "soak": {"rounds": 100, "block": 0.5, "timeout": 900},
 }
 
 

@@ -29,7 +29,7 @@ from .harness import Context, latency_figures, rss_bytes
 
 SIZES = {
     "ci": {"readers": 12, "stream": 2**20, "read": 8192, "read_pause": 0.002, "timeout": 90},
-    "soak": {"readers": 200, "stream": 32 * 2**20, "read": 16384, "read_pause": 0.001, "timeout": 900},
+    "soak": {"readers": 200, "stream": 4 * 2**20, "read": 16384, "read_pause": 0.001, "timeout": 900},
 }
 
 HIGH_WATER = 64 * 1024
