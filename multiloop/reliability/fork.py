@@ -56,9 +56,12 @@ def _in_child(loop: asyncio.AbstractEventLoop, backend: str) -> dict[str, Any]:
 
     a, b = socket.socketpair()
     attempt("add_reader", lambda: loop.add_reader(a, lambda: None))
-    attempt("run_until_complete", lambda: loop.run_until_complete(asyncio.sleep(0)))
+    coros = [asyncio.sleep(0), asyncio.sleep(0)]
+    attempt("run_until_complete", lambda: loop.run_until_complete(coros[0]))
     attempt("call_soon_threadsafe", lambda: loop.call_soon_threadsafe(lambda: None))
-    attempt("create_task", lambda: loop.create_task(asyncio.sleep(0)))
+    attempt("create_task", lambda: loop.create_task(coros[1]))
+    for coro in coros:
+        coro.close()  # refused, never run
     a.close()
     b.close()
     try:
