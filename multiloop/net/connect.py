@@ -97,6 +97,10 @@ async def connect_one(loop: asyncio.AbstractEventLoop, errors: list[OSError], in
         if sock is not None:
             sock.close()
         raise
+    finally:
+        # The error's traceback holds this frame: without this, exc -> frame -> errors -> exc is a cycle that
+        # keeps every failed attempt's exception alive until the cyclic GC runs (CPython checks it).
+        errors = None  # type: ignore[assignment]
 
 
 async def race(loop: asyncio.AbstractEventLoop,

@@ -127,11 +127,10 @@ def _retry(fut: asyncio.Future[Any], step: Callable[..., Any], args: tuple[Any, 
         raise
     except BaseException as exc:
         fut.set_exception(exc)
-        # This frame is in exc's traceback: holding the future here would make exc -> traceback -> frame ->
-        # future -> exc a cycle that keeps the exception (and whatever its frames hold) alive until a gc.
-        del fut
     else:
         fut.set_result(result)
+    finally:
+        fut = None  # type: ignore[assignment]  # exc -> traceback -> this frame -> fut -> exc would be a cycle
 
 
 def _call(sock: Any, method: str, *args: Any) -> Any:

@@ -118,9 +118,7 @@ class StreamsMixin(Loop):
                 try:
                     raise connect.connection_error(errors, all_errors)
                 finally:
-                    # The list is a local of every connect_one frame in the traceback: emptied, it cannot
-                    # make a traceback -> frame -> list -> exception cycle.
-                    errors.clear()
+                    errors = []  # break the traceback -> frame -> errors cycle
         else:
             if sock is None:
                 raise ValueError("host and port was not specified and no sock specified")
