@@ -19,6 +19,7 @@ import multiloop
 class Room:
     def __init__(self) -> None:
         self.members: dict[asyncio.StreamWriter, str] = {}
+        self.handlers: set[asyncio.Task[None]] = set()
 
     def broadcast(self, text: str, sender: asyncio.StreamWriter | None = None) -> None:
         for writer in self.members:
@@ -26,6 +27,10 @@ class Room:
                 writer.write(text.encode() + b"\n")
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
+        task.add_done_callback(self.handlers.discard)
         writer.write(b"name?\n")
         name = (await reader.readline()).decode().strip() or "anonymous"
         self.members[writer] = name
@@ -56,6 +61,8 @@ async def serve(host: str, port: int) -> None:
         await stop.wait()
         room.broadcast("* server shutting down")
         server.close_clients()
+        # Let every handler see its client go (on Python 3.11, leaving "async with" does not wait for them).
+        await asyncio.gather(*room.handlers, return_exceptions=True)
     print("stopped", flush=True)
 
 

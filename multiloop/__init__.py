@@ -8,8 +8,23 @@
 
 from __future__ import annotations
 
-from .api import EventLoopPolicy, backends, default_backend, loop_factory, new_loop, run
-from .backend import CAPABILITIES, ERROR, READ, WRITE, Backend, Capability, Iteration, Poller
+import sys
+from typing import TYPE_CHECKING, Any
+
+from .api import backends, default_backend, loop_factory, new_loop, run
+from .backend import (
+    CAPABILITIES,
+    ERROR,
+    INVALID,
+    READ,
+    WRITE,
+    Backend,
+    Capability,
+    Iteration,
+    Poller,
+    check_fd_open,
+    translate_oserror,
+)
 from .errors import (
     BackendError,
     BackendUnavailableError,
@@ -28,13 +43,27 @@ from .loop import EventLoop
 from .registry import BackendInfo, BrokenPlugin
 from .stats import LoopStats
 
+if TYPE_CHECKING:
+    from .api import EventLoopPolicy as EventLoopPolicy
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "new_loop", "run", "loop_factory", "EventLoopPolicy", "backends", "default_backend", "EventLoop",
+    "new_loop", "run", "loop_factory", "backends", "default_backend", "EventLoop",
     "hookimpl", "hookspec", "Backend", "BackendInfo", "BrokenPlugin", "Capability", "CAPABILITIES", "Poller",
-    "Iteration", "READ", "WRITE", "ERROR", "LoopStats",
+    "Iteration", "READ", "WRITE", "ERROR", "INVALID", "translate_oserror", "check_fd_open", "LoopStats",
     "MultiloopError", "BackendError", "UnknownBackendError", "BackendUnavailableError",
     "NoBackendAvailableError", "PollerError", "BadFdError", "FdLimitError", "UnpollableFdError",
     "InvalidFdError", "LoopForkedError",
 ]
+if sys.version_info < (3, 16):
+    # Policies are gone in 3.16: there ``from multiloop import *`` must not ask for the class.
+    __all__.append("EventLoopPolicy")
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use, never at import: asyncio deprecates the policy base class in 3.14 (policy.py).
+    if name == "EventLoopPolicy":
+        from .policy import event_loop_policy_class
+        return event_loop_policy_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

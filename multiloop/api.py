@@ -1,11 +1,12 @@
-"""The public entry points: make a loop, run a coroutine, plug into asyncio.Runner / anyio / policies."""
+"""The public entry points: make a loop, run a coroutine, plug into asyncio.Runner / anyio / policies
+(``EventLoopPolicy``, built on first use by :mod:`multiloop.policy`)."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .loop import EventLoop
 from .registry import BackendInfo, get_registry
@@ -46,15 +47,17 @@ def run(main: Coroutine[Any, Any, T], *, backend: str | None = None, debug: bool
         return runner.run(main)
 
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
-    """For code that still configures asyncio through policies: every new loop is a multiloop loop."""
+if TYPE_CHECKING:
+    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+        def __init__(self, backend: str | None = None, **kwargs: Any) -> None: ...
 
-    def __init__(self, backend: str | None = None, **kwargs: Any) -> None:
-        super().__init__()
-        self._factory = loop_factory(backend, **kwargs)
 
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        return self._factory()
+def __getattr__(name: str) -> Any:
+    # EventLoopPolicy is built on first use: asyncio deprecates its policy base class in 3.14 (see policy.py).
+    if name == "EventLoopPolicy":
+        from .policy import event_loop_policy_class
+        return event_loop_policy_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def backends() -> list[BackendInfo]:

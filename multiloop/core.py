@@ -13,6 +13,17 @@ Where it is faster than stock asyncio, and why:
   backend, and once per block, instead of on every call.
 - Callback validity checks cost one type test for the common callback types.
 
+Threads (free-threaded 3.14t/3.15t make every race real; tests/test_thread_safety.py checks these):
+- Only ``call_soon_threadsafe`` (and cancelling the handle it returns) may be called from other threads, as
+  in asyncio. It appends to the ready deque (one atomic operation: a per-object lock on free-threaded
+  builds), then reads ``_may_block``, which the loop sets *before* its last look at the deque: either the
+  loop sees the callback, or the caller sees the flag and wakes it (:mod:`multiloop.wakeup`).
+- Everything else (the timer heap, ``_timer_cancelled_count``, the stats counters, the fd table) is touched
+  by the loop's thread only, so needs no lock. ``TimerHandle.cancel`` from another thread is as unsupported
+  as with stock asyncio (a miscount would only delay the heap's clean-up).
+- Process-wide state is thread-safe on its own: the backend registry is built once under a lock, the
+  callback-type cache and the live-loop WeakSet are sets (atomic add, discard and contains).
+
 This module has no networking, subprocess or signal code: those are mixins in their own modules, composed in
 :mod:`multiloop.loop`. What they may use of the core is declared in :mod:`multiloop.seams`; the fd table is a
 collaborator (:class:`multiloop.fdtable.FdTable`, ``self._fdtable``) whose containers the dispatch reads
@@ -25,6 +36,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import errno
 import heapq
 import itertools
 import logging
@@ -36,15 +48,17 @@ import types
 import warnings
 import weakref
 from asyncio import events as _aio_events
+from asyncio import tasks as _aio_tasks
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVarTuple, Unpack
+from typing import Any, TypeVarTuple, Unpack, cast
 
 from . import errors
-from .backend import ERROR, READ, WRITE, Iteration, Poller
+from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
+from .backend import ERROR, INVALID, READ, WRITE, Iteration, Poller
 from .callbacks import CORO_FLAGS as _CORO_FLAGS
 from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
-from .fdtable import FdTable
+from .fdtable import FdEntry, FdTable
 from .services import LoopServices
 from .stats import LoopStats
 from .wakeup import Waker
@@ -58,6 +72,12 @@ _MIN_TIMERS_FOR_CLEANUP = 100
 # The shared read buffer (see seams.LoopSeams._read_buffer): one recv_into of this size takes what stock
 # asyncio's recv(256 KiB) takes, without allocating.
 READ_BUFFER_SIZE = 256 * 1024
+# Events that are not plain readiness: one test per event on the hot path covers both.
+_ERROR_OR_INVALID = ERROR | INVALID
+# Every 2**_AUDIT_SHIFT passes that report fds, check that (a few of) them are still open: see _audit.
+_AUDIT_SHIFT = 8
+_AUDIT_MASK = (1 << _AUDIT_SHIFT) - 1
+_AUDIT_FDS = 4
 
 _Handle = asyncio.Handle
 _FunctionType = types.FunctionType
@@ -82,6 +102,7 @@ def _after_fork_in_child() -> None:
     for loop in list(_live_loops):
         loop._forked = True
         loop._fdtable.forked = True
+        loop._waker.after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
@@ -133,7 +154,9 @@ class LoopCore(LoopServices):
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
         self._may_block = False
-        self._stats = [0, 0, 0]  # iterations, callbacks run, fd events dispatched
+        # iterations, callbacks run, fd events dispatched, dead fds dropped, events for unknown fds
+        self._stats = [0, 0, 0, 0, 0]
+        self._stale_batch: list[tuple[int, int]] | None = None  # the events _discard_stale last handled
         self._iteration = _CoreIteration(self)
         self._waker = Waker(self._fdtable, poller.make_waker())
         self._waker_fd_count = self._waker.fd_count
@@ -150,12 +173,14 @@ class LoopCore(LoopServices):
                 f"running={self.is_running()} closed={self._closed} debug={self._debug}>")
 
     def stats(self) -> LoopStats:
-        """A snapshot of counters for observability (cheap: no per-event cost to keep them)."""
-        it, cbs, evs = self._stats
+        """A snapshot of counters for observability (cheap: no per-event cost to keep them), with the
+        backend's own counters (``Poller.statistics()``) in ``backend_stats``."""
+        it, cbs, evs, dead, stale = self._stats
         return LoopStats(backend=self._backend_name, iterations=it, callbacks=cbs, fd_events=evs,
                          ready=len(self._ready), timers=len(self._scheduled) - self._timer_cancelled_count,
                          cancelled_timers=self._timer_cancelled_count, fds=len(self._fds),
-                         always_ready_fds=len(self._always_ready))
+                         always_ready_fds=len(self._always_ready), dead_fds=dead, stale_fd_events=stale,
+                         backend_stats=LoopStats.freeze(self._poller.statistics()))
 
     @property
     def _read_buffer(self) -> memoryview:
@@ -192,9 +217,9 @@ class LoopCore(LoopServices):
     # ------------------------------------------------------------------------------------------- running
     def run_forever(self) -> None:
         with self.enter_running():
-            drive = getattr(self._poller, "drive", None)
-            if drive is not None:
-                drive(self._iteration)
+            poller = self._poller
+            if poller.drives_loop:
+                poller.drive(self._iteration)
             else:
                 run_once = self._run_once
                 while True:
@@ -374,12 +399,22 @@ class LoopCore(LoopServices):
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         fds = self._fds
         append = self._ready.append
-        self._stats[2] += len(events)
+        stats = self._stats
+        stats[2] += len(events)
+        if not stats[0] & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
+            events = self._audit(events, stats[0] >> _AUDIT_SHIFT)
         for fd, ev in events:
             entry = fds.get(fd)
             if entry is None:
+                # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
+                # level-triggered wait would report it forever. The backend gets rid of it, once per batch.
+                if self._stale_batch is not events:
+                    self._discard_stale(events)
                 continue
-            if ev & ERROR:
+            if ev & _ERROR_OR_INVALID:
+                if ev & INVALID:
+                    self._drop_dead_fd(fd, entry)
+                    continue
                 ev = entry.mask
             if ev & READ:
                 handle = entry.reader
@@ -401,6 +436,76 @@ class LoopCore(LoopServices):
                 append(entry.reader)
             if entry.writer is not None and not entry.writer._cancelled:
                 append(entry.writer)
+
+    def _discard_stale(self, events: list[tuple[int, int]]) -> None:
+        """Hand every fd of ``events`` the core has no registration for to the backend, in one call."""
+        self._stale_batch = events
+        fds = self._fds
+        unknown = [fd for fd, _ in events if fd not in fds]
+        self._stats[4] += len(unknown)
+        self._poller.discard_stale(unknown)
+
+    def _audit(self, events: list[tuple[int, int]], rotation: int) -> list[tuple[int, int]]:
+        """Mark as INVALID the reported fds (a few, rotating) that are not open any more.
+
+        Backends report a closed fd when their kernel does (POLLNVAL, EBADF). epoll cannot: a registration
+        whose fd was closed while a dup() keeps the file open goes on reporting the old number as ready,
+        and a reader still registered under it runs -- and fails -- on every pass, forever. Sampling a few
+        fds every 256th pass costs a bit-test per pass and an fstat per fd sampled, and bounds such a busy
+        loop to about 256 passes; it also protects the loop from a third-party backend that loses POLLNVAL
+        (selectors does). A backend that declares ``reports_closed_fds`` is trusted and never sampled.
+        ``rotation`` varies which fds of a long list are sampled."""
+        if self._poller.reports_closed_fds:
+            return events
+        fds = self._fds
+        n = len(events)
+        if not n:
+            return events
+        start = rotation % n
+        checked = 0
+        for i in range(n):
+            fd, ev = events[(start + i) % n]
+            if ev & INVALID or fd not in fds:
+                continue
+            try:
+                os.fstat(fd)
+            except OSError as exc:
+                if exc.errno == errno.EBADF:
+                    events = [(f, INVALID if f == fd else e) for f, e in events]
+            checked += 1
+            if checked == _AUDIT_FDS:
+                break
+        return events
+
+    def _drop_dead_fd(self, fd: int, entry: FdEntry) -> None:
+        """The backend says ``fd`` is not open any more (INVALID): it was closed behind the loop's back,
+        with its reader/writer still registered. Waking the callbacks cannot help (each would meet EBADF,
+        forever), so drop the registration, cancel the callbacks and report it once."""
+        self._stats[3] += 1
+        reader, writer = entry.reader, entry.writer
+        callbacks = [h for h in (reader, writer) if h is not None]
+        what = " and ".join(f"{kind} {h!r}" for kind, h in (("reader", reader), ("writer", writer))
+                            if h is not None) or "no callback"
+        # Handle keeps its callback in a private slot of the public type (cancel() clears it: read it first).
+        context_callbacks = {kind: cast(Any, h)._callback for kind, h in (("reader", reader), ("writer", writer))
+                             if h is not None}
+        table = self._fdtable
+        for remove in (table.remove_reader, table.remove_writer):  # cancels the handles, tells the backend
+            try:
+                remove(fd)
+            except errors.PollerError:
+                pass  # the kernel forgot the fd already; the table and the backend agree it is gone
+        exc = errors.BadFdError(
+            f"{self._backend_name}: fd {fd} was closed while still registered with this event loop "
+            f"({what}); its registration was dropped and its callbacks will not run again. Call "
+            f"remove_reader()/remove_writer() before closing an fd the loop watches",
+            backend=self._backend_name, fd=fd, errno=errno.EBADF)
+        context: dict[str, Any] = {"message": str(exc), "exception": exc, "fd": fd,
+                                   "backend": self._backend_name}
+        if callbacks:
+            context["handle"] = callbacks[0]
+        context.update(context_callbacks)
+        self.call_exception_handler(context)
 
     def _run_handle_debug(self, handle: asyncio.Handle) -> None:
         self._current_handle = handle
@@ -523,10 +628,11 @@ class LoopCore(LoopServices):
                              context: contextvars.Context | None = None) -> asyncio.Handle:
         self._check_closed()
         _check_callback(callback, "call_soon_threadsafe")
-        handle: Any = _Handle(callback, args, self, context)
+        # A handle another thread may cancel while this one runs it (see _threadsafe_handle).
+        handle: Any = _ThreadSafeHandle(callback, args, self, context)
         if handle._source_traceback:
-            del handle._source_traceback[-1]
-        self._ready.append(handle)  # deque.append is atomic
+            del handle._source_traceback[-2:]  # the handle's __init__ and this method
+        self._ready.append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
         if self._may_block:
             self._waker.wake()
         return handle
@@ -534,21 +640,41 @@ class LoopCore(LoopServices):
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
-        self._check_closed()
-        task: Any  # the private _source_traceback slot is used
-        if self._task_factory is None:
-            task = asyncio.Task(coro, loop=self, name=name, context=context)
+    if sys.version_info >= (3, 14):
+        def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+            """3.14: every keyword (``name``, ``context``, ``eager_start``, and whatever a task factory
+            accepts) goes to the factory, or to ``asyncio.Task``, unchanged."""
+            self._check_closed()
+            factory = self._task_factory
+            if factory is not None:
+                return factory(self, coro, **kwargs)  # type: ignore[no-any-return]
+            task: Any = _aio_tasks.Task(coro, loop=self, **kwargs)  # the private _source_traceback is used
             if task._source_traceback:
                 del task._source_traceback[-1]
+            try:
+                return task
+            finally:
+                # An eager task that failed already holds a traceback through this frame: without this the
+                # frame's reference to the task would make a cycle (CPython gh-128552).
+                del task
+    else:
+        def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
+            """3.11-3.13: a task factory is called as ``factory(loop, coro[, context=])`` and the name set
+            on its result afterwards (factories written for those Pythons take no other keywords)."""
+            self._check_closed()
+            task: Any  # the private _source_traceback slot is used
+            if self._task_factory is None:
+                task = _aio_tasks.Task(coro, loop=self, name=name, context=context)
+                if task._source_traceback:
+                    del task._source_traceback[-1]
+                return task
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
             return task
-        if context is None:
-            task = self._task_factory(self, coro)
-        else:
-            task = self._task_factory(self, coro, context=context)
-        if name is not None:
-            task.set_name(name)
-        return task
 
     def set_task_factory(self, factory: Callable[..., Any] | None) -> None:
         if factory is not None and not callable(factory):

@@ -29,6 +29,7 @@ created once and never rebound.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import weakref
 from collections.abc import Callable
@@ -130,11 +131,13 @@ class FdTable:
         return fd in self.entries
 
     # ------------------------------------------------------------------------------- registration
-    def add_reader(self, fd: int, callback: Callable[..., object], *args: Any) -> asyncio.Handle:
-        return self._add(fd, READ, callback, args)
+    def add_reader(self, fd: int, callback: Callable[..., object], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.Handle:
+        return self._add(fd, READ, callback, args, context)
 
-    def add_writer(self, fd: int, callback: Callable[..., object], *args: Any) -> asyncio.Handle:
-        return self._add(fd, WRITE, callback, args)
+    def add_writer(self, fd: int, callback: Callable[..., object], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.Handle:
+        return self._add(fd, WRITE, callback, args, context)
 
     def remove_reader(self, fd: int) -> bool:
         return self._remove(fd, READ)
@@ -170,9 +173,9 @@ class FdTable:
             self.always_ready.add(fd)
 
     def _add(self, fd: int, direction: int, callback: Callable[..., object],
-             args: tuple[Any, ...]) -> asyncio.Handle:
+             args: tuple[Any, ...], context: contextvars.Context | None) -> asyncio.Handle:
         self._check_usable()
-        handle = _Handle(callback, args, self._loop, None)
+        handle = _Handle(callback, args, self._loop, context)
         entry = self.entries.get(fd)
         if entry is None:
             self._tell_backend(fd, None, direction)

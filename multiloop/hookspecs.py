@@ -17,6 +17,19 @@ marked ``@multiloop.hookimpl``; third-party plugins are found through the entry-
 
 The built-in backends (select, poll, epoll, kqueue) are registered through exactly this hook, so a
 third-party backend is listed, probed and selected exactly like them.
+
+What ``MyPoller`` must do is the :class:`multiloop.Poller` contract (its docstring is the specification:
+abstract ``register``/``modify``/``unregister``/``poll``/``close``, the READ/WRITE/ERROR/INVALID flags, and
+the optional ``make_waker``, ``drives_loop``/``drive``, ``discard_stale``, ``statistics``). Kernel errors
+become multiloop's with :func:`multiloop.translate_oserror`. Then check it::
+
+    python -m multiloop check-backend mine            # behavioural checks + CPython's test_asyncio
+    python -m multiloop check-backend mine --plugin mypackage.multiloop_plugin   # before installing it
+
+``examples/backend-plugin`` in multiloop's repository is a complete backend distribution to start from.
+The registry calls this hook through pluggy (``pm.subset_hook_caller``, one plugin at a time), so hook
+wrappers and ``tryfirst``/``trylast`` work as usual; ``MULTILOOP_PLUGINS=module,...`` registers modules that
+are not installed as entry points.
 """
 
 from __future__ import annotations

@@ -12,6 +12,20 @@ installed is no error: ``MULTILOOP_AVOID=trio`` must not break programs on machi
 
 A plugin that fails to import, whose hook raises, or that returns garbage is recorded as broken (name and
 error) and skipped; it never breaks the other backends.
+
+Plugins come from three places: the built-in modules, entry points in group ``multiloop`` (installed
+distributions), and ``MULTILOOP_PLUGINS`` (comma-separated importable module names, registered like entry
+points: for checking a backend before it is packaged, ``python -m multiloop check-backend --plugin``).
+
+How the hook is called. pluggy calls every implementation of a hook in one go and stops at the first
+exception, which then cannot be told apart from a failure of any other plugin; so a single
+``pm.hook.multiloop_backends()`` would let one broken plugin hide every backend. Calling the implementation
+functions directly (as this module once did) attributes failures but bypasses pluggy: hook wrappers,
+``tryfirst``/``trylast`` ordering, tracing and call monitoring. So each plugin is called through
+``pm.subset_hook_caller`` -- ``pm.hook.multiloop_backends`` minus every *other* non-wrapper implementation:
+pluggy's machinery runs as usual (wrappers wrap each call; the calls are made in pluggy's own order), and a
+failure belongs to exactly one plugin (or to the wrapper whose frame raised it, found in the traceback).
+Name conflicts are resolved in that order, except that built-in backend names cannot be taken by a plugin.
 """
 
 from __future__ import annotations
@@ -22,13 +36,16 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .backend import Backend, check_capability_names
 from .errors import BackendUnavailableError, NoBackendAvailableError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from pluggy import HookImpl
 
 ENTRY_POINT_GROUP = "multiloop"
 BUILTIN_MODULES = (
@@ -39,6 +56,8 @@ BUILTIN_MODULES = (
 )
 ENV_BACKEND = "MULTILOOP_BACKEND"
 ENV_AVOID = "MULTILOOP_AVOID"
+ENV_PLUGINS = "MULTILOOP_PLUGINS"
+BUILTIN = "built-in"
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,9 @@ PLUGIN_HINTS = {
 class Registry:
     """The loaded set of backends. One per process (see :func:`get_registry`); tests may build their own."""
 
-    def __init__(self, *, entry_points: bool = True) -> None:
+    def __init__(self, *, entry_points: bool = True, environ: Mapping[str, str] | None = None) -> None:
+        """``entry_points=False``: only the built-ins (and plugins registered later with
+        :meth:`register_plugin`); neither entry points nor ``MULTILOOP_PLUGINS`` are loaded."""
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.broken: list[BrokenPlugin] = []
@@ -85,9 +106,10 @@ class Registry:
         for modname in BUILTIN_MODULES:
             module = importlib.import_module(modname)
             self.pm.register(module, name=modname)
-            self._origins[modname] = "built-in"
+            self._origins[modname] = BUILTIN
         if entry_points:
             self._load_entry_points()
+            self._load_environ_plugins(os.environ if environ is None else environ)
         self._collect()
 
     # -- loading -------------------------------------------------------------------------------------------
@@ -106,27 +128,58 @@ class Registry:
                 continue
             self._origins[plugin_name] = origin
 
+    def _load_environ_plugins(self, environ: Mapping[str, str]) -> None:
+        for modname in _split_names(environ.get(ENV_PLUGINS, "")):
+            plugin_name = f"env:{modname}"
+            if self.pm.has_plugin(plugin_name):
+                continue
+            origin = f"{modname} (${ENV_PLUGINS})"
+            try:
+                module = importlib.import_module(modname)
+                if self.pm.is_registered(module):
+                    continue  # also installed as an entry point: loaded already
+                self.pm.register(module, name=plugin_name)
+            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the others
+                self.broken.append(BrokenPlugin(modname, origin, f"import failed: {type(exc).__name__}: {exc}"))
+                continue
+            self._origins[plugin_name] = origin
+
     def register_plugin(self, plugin: object, name: str, origin: str = "runtime") -> None:
         """Register a plugin object at run time (tests, embedding applications)."""
         self.pm.register(plugin, name=name)
         self._origins[name] = origin
         self._collect()
 
+    def _short(self, plugin_name: str) -> str:
+        return plugin_name.removeprefix("entrypoint:").removeprefix("env:")
+
     def _collect(self) -> None:
         backends: dict[str, Backend] = {}
         broken = [b for b in self.broken if b.error.startswith("import failed")]
-        # Hook implementations are called one by one so that one plugin's failure is attributed to it alone.
-        # In registration order: built-ins first, so a plugin cannot shadow a built-in backend name.
-        for impl in self.pm.hook.multiloop_backends.get_hookimpls():
+        impls = self.pm.hook.multiloop_backends.get_hookimpls()
+        wrappers = [i for i in impls if i.hookwrapper or i.wrapper]
+        # pluggy calls the last in this list first (tryfirst/trylast already applied): that is our order,
+        # except that built-ins come first so that no plugin can take a built-in backend's name.
+        plain = [i for i in reversed(impls) if not (i.hookwrapper or i.wrapper)]
+        plain.sort(key=lambda i: self._origins.get(i.plugin_name) != BUILTIN)
+        for impl in plain:
             origin = self._origins.get(impl.plugin_name, impl.plugin_name)
-            short = impl.plugin_name.removeprefix("entrypoint:")
+            short = self._short(impl.plugin_name)
+            others = [i.plugin for i in plain if i.plugin is not impl.plugin]
             try:
-                result: Any = impl.function()
-                descriptors: list[Any] = list(result or ())
+                results: Any = self.pm.subset_hook_caller("multiloop_backends", remove_plugins=others)()
+                descriptors: list[Any] = [d for result in results for d in (result or ())]
                 for d in descriptors:
                     if not isinstance(d, Backend):
                         raise TypeError(f"hook returned {type(d).__name__}, expected multiloop.Backend")
             except Exception as exc:  # noqa: BLE001
+                culprit = _culprit(exc, impl, wrappers)
+                if culprit is not impl:
+                    name = self._short(culprit.plugin_name)
+                    broken.append(BrokenPlugin(name, self._origins.get(culprit.plugin_name, name),
+                                               f"hook wrapper failed around {short!r}: "
+                                               f"{type(exc).__name__}: {exc}"))
+                    continue
                 broken.append(BrokenPlugin(short, origin, f"hook failed: {type(exc).__name__}: {exc}"))
                 continue
             for d in descriptors:
@@ -268,6 +321,20 @@ class Registry:
 
         warnings.warn(f"{message} (ignored)", RuntimeWarning, stacklevel=4)
         return False
+
+
+def _culprit(exc: BaseException, impl: HookImpl, wrappers: list[HookImpl]) -> HookImpl:
+    """Which of ``impl`` and the hook ``wrappers`` raised ``exc``: the innermost of their frames in the
+    traceback (a wrapper that re-raises the implementation's exception does not take the blame)."""
+    codes = {getattr(h.function, "__code__", None): h for h in (impl, *wrappers)}
+    found = impl
+    tb = exc.__traceback__
+    while tb is not None:
+        h = codes.get(tb.tb_frame.f_code)
+        if h is not None:
+            found = h
+        tb = tb.tb_next
+    return found
 
 
 def _split_names(value: Iterable[str] | str) -> list[str]:

@@ -30,6 +30,7 @@ Nothing outside the core may read a private attribute of the loop that is not de
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import ssl
 from collections.abc import Callable
@@ -54,12 +55,16 @@ class FdRegistry(Protocol):
     return False (removing nothing) once the loop is closed.
     """
 
-    def add_reader(self, fd: int, callback: Callable[..., object], *args: Any) -> asyncio.Handle:
-        """Call ``callback(*args)`` each time ``fd`` is readable; the returned handle is the registration."""
+    def add_reader(self, fd: int, callback: Callable[..., object], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.Handle:
+        """Call ``callback(*args)`` each time ``fd`` is readable; the returned handle is the registration.
+        It runs in ``context``, by default a copy of the current context (asyncio's rule)."""
         ...
 
-    def add_writer(self, fd: int, callback: Callable[..., object], *args: Any) -> asyncio.Handle:
-        """Call ``callback(*args)`` each time ``fd`` is writable; the returned handle is the registration."""
+    def add_writer(self, fd: int, callback: Callable[..., object], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.Handle:
+        """Call ``callback(*args)`` each time ``fd`` is writable; the returned handle is the registration.
+        It runs in ``context``, by default a copy of the current context (asyncio's rule)."""
         ...
 
     def remove_reader(self, fd: int) -> bool:

@@ -1,8 +1,16 @@
-"""Loop statistics as a frozen record, for observability (``loop.stats()``)."""
+"""Loop statistics as a frozen record, for observability (``loop.stats()``).
+
+The core keeps plain integer counters that cost one addition where they change (no per-event objects);
+``loop.stats()`` copies them into this record together with the backend's own counters
+(``Poller.statistics()``: registrations it holds, kernel calls, stale registrations, rebuilds...), which
+only the backend can know.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -24,3 +32,17 @@ class LoopStats:
     fds: int
     #: fds the backend cannot watch and the core treats as always ready.
     always_ready_fds: int
+    #: Registrations dropped because the backend reported the fd closed (INVALID); each was reported once
+    #: through the exception handler.
+    dead_fds: int = 0
+    #: Events the backend reported for fds the core had no registration for (stale kernel registrations,
+    #: handed to ``Poller.discard_stale``).
+    stale_fd_events: int = 0
+    #: The backend's own counters (``Poller.statistics()``), read-only; empty when it keeps none.
+    backend_stats: Mapping[str, int] = field(default_factory=lambda: types.MappingProxyType({}),
+                                             compare=False, hash=False)
+
+    @staticmethod
+    def freeze(counters: Mapping[str, int]) -> Mapping[str, int]:
+        """A read-only copy of a backend's counters (the poller may keep updating its own dict)."""
+        return types.MappingProxyType(dict(counters))

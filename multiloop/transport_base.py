@@ -13,6 +13,10 @@ Facts that shape it (asyncio's contract, which protocols, streams and CPython's 
 - A transport dropped without being closed warns ``ResourceWarning: unclosed transport`` and closes its fd.
 - A closed loop runs no callbacks: closing a transport then (from ``__del__`` of a subprocess at shutdown, or
   a test cleaning up late) releases the fd at once instead of failing with "Event loop is closed".
+- Contexts: a callback runs in a copy of the context its registration was made in (so ``resume_reading``
+  called from a task makes later ``data_received`` calls see that task's variables), except, from 3.15 on
+  (CPython gh-140947), on a connection a server accepted: every callback of its protocol runs in the one
+  context the connection was accepted in (``_context``).
 - Fatal errors, what stock asyncio does (3.11-3.13): on a socket transport (stream or datagram) and on a write
   pipe, *every* OSError is the connection's normal end (peer reset, broken pipe); on a read pipe only EIO is
   (a pty whose other side closed), any other OSError there is reported. Anything that is not an OSError is a
@@ -35,7 +39,9 @@ module, next to :mod:`multiloop.fdtable` and :mod:`multiloop.flowcontrol`, becau
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import sys
 import warnings
 from typing import Any, ClassVar
 
@@ -46,6 +52,8 @@ logger = logging.getLogger("asyncio")
 
 # Stock asyncio's constant (asyncio.constants is private): warn after this many writes to a lost connection.
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+#: 3.15: the callbacks of a server's connection all run in one context (see the module docstring).
+SERVER_CONNECTION_CONTEXT = sys.version_info >= (3, 15)
 
 
 async def wait_made(transport: asyncio.BaseTransport, waiter: asyncio.Future[Any]) -> None:
@@ -130,9 +138,10 @@ class FdTransport(TransportBase):
         self._protocol_paused = False  # pause_writing() told to the protocol, resume_writing() not yet
         self._high_water, self._low_water = water_marks(None, None)
         self._server = server
+        self._context = contextvars.copy_context() if server is not None and SERVER_CONNECTION_CONTEXT else None
         if server is not None:
             server.attach(self)
-        loop.call_soon(self._start, waiter, watch_read)
+        loop.call_soon(self._start, waiter, watch_read, context=self._context)
 
     def _start(self, waiter: asyncio.Future[Any] | None, watch_read: bool) -> None:
         try:
@@ -166,7 +175,7 @@ class FdTransport(TransportBase):
         raise NotImplementedError
 
     def _start_reading(self) -> None:
-        self._loop._fdtable.add_reader(self._fd, self._read_ready)
+        self._loop._fdtable.add_reader(self._fd, self._read_ready, context=self._context)
         self._reader_on = True
 
     def _stop_reading(self) -> None:
@@ -175,7 +184,7 @@ class FdTransport(TransportBase):
             self._loop._fdtable.remove_reader(self._fd)
 
     def _start_writing(self) -> None:
-        self._loop._fdtable.add_writer(self._fd, self._write_ready)
+        self._loop._fdtable.add_writer(self._fd, self._write_ready, context=self._context)
         self._writer_on = True
 
     def _stop_writing(self) -> None:
@@ -294,7 +303,7 @@ class FdTransport(TransportBase):
         if self._loop.is_closed():
             self._release()  # no callback can run any more (see the module docstring)
         else:
-            self._loop.call_soon(self._call_connection_lost, exc)
+            self._loop.call_soon(self._call_connection_lost, exc, context=self._context)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         if self._file is None:

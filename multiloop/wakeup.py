@@ -6,11 +6,21 @@ may be blocked, and the waker writes once until the loop has drained it: a burst
 costs one syscall, and calls made while the loop is busy running callbacks cost none.
 
 A backend that cannot block on an fd (the trio bridge) supplies its own wake callable instead.
+
+Threads (free-threaded builds make every race here real):
+- ``wake`` runs in any thread, ``_drain`` and ``close`` in the loop's. The pending flag is a hint: two threads
+  that both see it clear both write (harmless; the eventfd counts, the pipe holds the bytes). It is cleared
+  only after the drain, so a wake that finds it set always has a readable fd behind it.
+- ``close`` racing a ``wake``: the fd number, once closed, may be reused at once by any ``open()`` in the
+  process, and a late write would go into someone else's file. A lock makes "read the fd number and write"
+  and "invalidate and close" exclusive. It is only taken when the loop may be blocked (coalesced wakes), so
+  it costs nothing on the busy path.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,11 +29,12 @@ if TYPE_CHECKING:
 
 
 class Waker:
-    __slots__ = ("_rfd", "_wfd", "_eventfd", "_pending", "_custom")
+    __slots__ = ("_rfd", "_wfd", "_eventfd", "_pending", "_custom", "_lock")
 
     def __init__(self, fdtable: FdRegistry, custom: Callable[[], None] | None) -> None:
         self._pending = False
         self._custom = custom
+        self._lock = threading.Lock()
         self._rfd = self._wfd = -1
         self._eventfd = False
         if custom is not None:
@@ -48,22 +59,26 @@ class Waker:
         return self._rfd
 
     def wake(self) -> None:
+        if self._custom is not None:
+            # The backend coalesces its own wake requests. A flag here, cleared by the waking thread after the
+            # call, would lose a wake: another thread's callback queued after the backend already woke and
+            # went back to waiting, while this thread had not yet cleared the flag, would be skipped.
+            self._custom()
+            return
         if self._pending:
             return
         self._pending = True
-        if self._custom is not None:
-            self._custom()
-            self._pending = False
-            return
-        try:
-            if self._eventfd:
-                os.eventfd_write(self._wfd, 1)
-            else:
-                os.write(self._wfd, b"\0")
-        except (BlockingIOError, InterruptedError):
-            pass  # already readable: the loop will wake
-        except OSError:
-            self._pending = False  # closed under us (loop closed from another thread)
+        with self._lock:
+            wfd = self._wfd
+            if wfd < 0:
+                return  # closed: nobody to wake
+            try:
+                if self._eventfd:
+                    os.eventfd_write(wfd, 1)
+                else:
+                    os.write(wfd, b"\0")
+            except (BlockingIOError, InterruptedError):
+                pass  # already readable: the loop will wake
 
     def _drain(self) -> None:
         try:
@@ -78,8 +93,14 @@ class Waker:
         # the next pass sees it before deciding to block.
         self._pending = False
 
+    def after_fork_in_child(self) -> None:
+        """A thread of the parent may have held the lock at fork(); in the child nobody will release it."""
+        self._lock = threading.Lock()
+
     def close(self) -> None:
-        for fd in {self._rfd, self._wfd}:
-            if fd >= 0:
-                os.close(fd)
-        self._rfd = self._wfd = -1
+        with self._lock:
+            fds = {self._rfd, self._wfd}
+            self._rfd = self._wfd = -1
+            for fd in fds:
+                if fd >= 0:
+                    os.close(fd)

@@ -8,6 +8,7 @@ import logging
 import socket
 import sys
 import threading
+import warnings
 
 import pytest
 
@@ -265,19 +266,23 @@ def test_multiloop_run_is_like_asyncio_run(backend):
         multiloop.run(lambda: None, backend=backend)
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 16), reason="asyncio has no policies from 3.16 on")
 def test_event_loop_policy_makes_multiloop_loops(backend):
     import multiloop
 
-    old = asyncio.get_event_loop_policy()
-    asyncio.set_event_loop_policy(multiloop.EventLoopPolicy(backend))
-    try:
-        async def main():
-            return asyncio.get_running_loop()
+    with warnings.catch_warnings():
+        # asyncio's own get/set_event_loop_policy are deprecated from 3.14 on; multiloop adds no warning.
+        warnings.filterwarnings("ignore", message=r".*asyncio\.(get|set)_event_loop_policy", category=DeprecationWarning)
+        old = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(multiloop.EventLoopPolicy(backend))
+        try:
+            async def main():
+                return asyncio.get_running_loop()
 
-        lp = asyncio.run(main())
-        assert isinstance(lp, multiloop.EventLoop) and lp.backend == backend
-    finally:
-        asyncio.set_event_loop_policy(old)
+            lp = asyncio.run(main())
+            assert isinstance(lp, multiloop.EventLoop) and lp.backend == backend
+        finally:
+            asyncio.set_event_loop_policy(old)
 
 
 def test_anyio_runs_on_a_multiloop_loop(backend):

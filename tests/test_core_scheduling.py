@@ -221,26 +221,6 @@ def test_none_delay_is_refused(loop):
         loop.call_later(None, print)
 
 
-def test_call_soon_threadsafe_wakes_a_loop_blocked_in_its_backend(loop, run):
-    async def main():
-        loop.call_later(3600, lambda: None)  # without a wake-up the backend would block for an hour
-        fut = loop.create_future()
-        started = threading.Event()
-
-        def other_thread():
-            started.wait()
-            loop.call_soon_threadsafe(fut.set_result, threading.get_ident())
-
-        t = threading.Thread(target=other_thread)
-        t.start()
-        loop.call_soon(started.set)
-        ident = await fut
-        t.join()
-        return ident
-
-    assert run(main(), timeout=10) != threading.get_ident()
-
-
 def test_a_burst_of_threadsafe_calls_all_run(loop, run):
     async def main():
         seen = []

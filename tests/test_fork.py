@@ -79,8 +79,9 @@ def test_child_can_create_and_run_a_fresh_loop(loop, run, backend):
 
 def test_child_forked_inside_a_running_coroutine_can_run_a_fresh_loop(loop, run, backend):
     if backend == "trio":
-        pytest.skip("trio's run state is thread-local and survives fork(): a child forked inside trio.run "
-                    "cannot start trio.run again (multiloop_trio refuses it with a clear RuntimeError)")
+        pytest.skip("trio's run state is thread-local and survives fork(): see "
+                    "test_trio_child_forked_inside_a_callback_is_told_what_to_do")
+
     def child():
         fresh = multiloop.new_loop(backend)
         try:
@@ -92,6 +93,42 @@ def test_child_forked_inside_a_running_coroutine_can_run_a_fresh_loop(loop, run,
         return in_child(child)
 
     assert run(fork_from_here()) == "fresh loop works"
+    assert_parent_loop_still_works(loop, run)
+
+
+def test_trio_child_forked_inside_a_callback_is_told_what_to_do(loop, run, backend):
+    """trio keeps "a run is active" per thread, and fork() copies the forking thread's state: the child can
+    never call trio.run in that thread again. The refusal says so and what works instead (a new thread, another
+    backend, exec); the first of those is tried here."""
+    if backend != "trio":
+        pytest.skip("about the trio backend")
+    import threading
+
+    def child():
+        fresh = multiloop.new_loop("trio")
+        try:
+            fresh.run_until_complete(answer())
+        except RuntimeError as exc:
+            message = str(exc)
+        else:
+            return "no error"
+        finally:
+            fresh.close()
+        results = []
+        worker = threading.Thread(target=lambda: results.append(multiloop.run(answer(), backend="trio")))
+        worker.start()
+        worker.join(30)
+        return f"{message}\nin a new thread: {results}"
+
+    async def fork_from_a_callback():
+        return in_child(child)
+
+    report = run(fork_from_a_callback())
+    message, _, after = report.partition("\nin a new thread: ")
+    assert "was forked from pid" in message and "inside trio.run" in message, report
+    assert "open_loop" not in message  # that advice needs a running trio program, which the child has not
+    assert "new thread" in message and "backend='poll'" in message and "'spawn'" in message
+    assert after == "['fresh loop works']", report
     assert_parent_loop_still_works(loop, run)
 
 

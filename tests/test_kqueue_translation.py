@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 import multiloop
-from multiloop.backend import ERROR, READ, WRITE, Capability
+from multiloop.backend import ERROR, INVALID, READ, WRITE, Capability
 from multiloop.errors import BackendUnavailableError, BadFdError, PollerError, UnpollableFdError
 from multiloop.pollers import kqueue as kq_mod
 from multiloop.pollers.kqueue import (
@@ -216,8 +216,14 @@ def test_eof_with_a_socket_error_adds_error():
 
 
 def test_ev_error_record_reports_error_whatever_its_filter():
-    assert merge_events([ev(FD, W, EV_ERROR, data=errno.EBADF)], HEADER) == [(FD, ERROR)]
+    assert merge_events([ev(FD, W, EV_ERROR, data=errno.EPIPE)], HEADER) == [(FD, ERROR)]
     assert merge_events([ev(FD, R, EV_ERROR, data=errno.ENOENT), ev(FD, W)], HEADER) == [(FD, ERROR | WRITE)]
+
+
+def test_ev_error_ebadf_reports_the_fd_invalid_not_in_error():
+    # A closed fd: the core must drop the registration (INVALID), not wake its callbacks forever (ERROR).
+    assert merge_events([ev(FD, W, EV_ERROR, data=errno.EBADF)], HEADER) == [(FD, INVALID)]
+    assert merge_events([ev(FD, R, EV_ERROR, data=errno.EBADF), ev(6, R)], HEADER) == [(FD, INVALID), (6, READ)]
 
 
 def test_ev_error_with_data_zero_is_a_receipt_not_an_error():

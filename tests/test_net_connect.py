@@ -381,3 +381,12 @@ def test_a_failed_connection_leaves_its_exception_in_no_reference_cycle(loop, ru
         assert ref() is None, "the exception is kept alive by a reference cycle"
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("all_errors", [False, True])
+def test_no_attempt_error_at_all_is_a_timeout_not_an_index_error(all_errors):
+    # CPython gh-135836: happy eyeballs can end with no winner and no OSError recorded (every attempt cancelled).
+    from multiloop.net.connect import connection_error
+
+    exc = connection_error([], all_errors)
+    assert isinstance(exc, TimeoutError) and str(exc) == "create_connection failed"

@@ -6,6 +6,7 @@ import asyncio
 import io
 import os
 import socket
+import sys
 
 import pytest
 
@@ -116,6 +117,44 @@ def test_sendfile_keeps_order_with_writes_before_and_after(loop, run, data_file)
         assert bytes(sink.data) == b"PRE" * 100000 + DATA + b"POST"
 
     run(main())
+
+
+class _NoFd(io.BytesIO):
+    def fileno(self):
+        raise io.UnsupportedOperation("no fd")
+
+
+@pytest.mark.parametrize("zero_copy", [True, False])
+def test_file_position_after_sending_nothing_follows_this_pythons_rule(loop, run, data_file, zero_copy):
+    # 3.14+: the position is always left at offset + sent; before: untouched when nothing was sent.
+    async def main():
+        server, sink, tr, client = await pair(loop)
+        f = data_file if zero_copy else _NoFd(DATA)
+        f.seek(123)
+        assert await loop.sendfile(tr, f, len(DATA)) == 0
+        position = f.tell()
+        await finish(server, sink, tr)
+        return position
+
+    # (the fallback seeks to a non-zero offset first on every Python, so only zero-copy differs)
+    assert run(main()) == (len(DATA) if sys.version_info >= (3, 14) or not zero_copy else 123)
+
+
+def test_sock_sendfile_fallback_with_offset_zero_follows_this_pythons_rule(loop, run):
+    # 3.14+: the fallback seeks to offset 0 first; before, offset 0 meant "from the current position" (and
+    # the position is then left at offset + sent, as stock asyncio does).
+    async def main():
+        server, sink, sock = await sock_pair(loop)
+        f = _NoFd(b"abcdef")
+        f.seek(4)
+        sent = await loop.sock_sendfile(sock, f, 0)
+        await sock_finish(server, sink, sock)
+        return sent, bytes(sink.data), f.tell()
+
+    if sys.version_info >= (3, 14):
+        assert run(main()) == (6, b"abcdef", 6)
+    else:
+        assert run(main()) == (2, b"ef", 2)
 
 
 def test_sendfile_of_an_empty_file_returns_zero(loop, run, tmp_path):

@@ -1,8 +1,10 @@
-"""``Server`` lifecycle (CPython 3.13 semantics on every Python) and the accept loop, on every backend."""
+"""``Server`` lifecycle (each Python's own stock semantics: 3.11's wait_closed, 3.14's serve_forever closing its
+clients, per-connection contexts) and the accept loop, on every backend."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import socket
 import subprocess
@@ -95,6 +97,10 @@ def test_start_serving_false_listens_only_when_started(loop, run):
     run(main())
 
 
+PY = sys.version_info[:2]
+
+
+@pytest.mark.skipif(PY < (3, 12), reason="3.12+ semantics; 3.11's wait_closed is tested below")
 def test_wait_closed_waits_for_the_last_connection(loop, run):
     conns: list[Conn] = []
 
@@ -110,6 +116,131 @@ def test_wait_closed_waits_for_the_last_connection(loop, run):
         client.close()
         await waiter
         await server.wait_closed()  # returns at once from now on
+
+    run(main())
+
+
+@pytest.mark.skipif(PY >= (3, 12), reason="3.11 semantics")
+def test_on_311_wait_closed_returns_at_once_when_the_server_is_closed(loop, run):
+    conns: list[Conn] = []
+
+    async def main():
+        server = await loop.create_server(lambda: Conn(conns), "127.0.0.1", 0)
+        client = await connect(loop, server)
+        await until(lambda: conns and conns[0].transport)
+        early = loop.create_task(server.wait_closed())  # called while open: waits for close and clients
+        await asyncio.sleep(0)
+        server.close()
+        await server.wait_closed()  # closed: returns although a connection is still open
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not early.done()
+        client.close()
+        await early
+
+    run(main())
+
+
+def test_cancelled_serve_forever_with_a_hanging_client_follows_this_pythons_rule(loop, run):
+    # 3.11: returns at once (wait_closed does not wait); 3.12/3.13: waits for the client; 3.14+: closes it.
+    conns: list[Conn] = []
+
+    async def main():
+        server = await loop.create_server(lambda: Conn(conns), "127.0.0.1", 0)
+        task = loop.create_task(server.serve_forever())
+        client = await connect(loop, server)
+        try:
+            await until(lambda: conns and conns[0].transport)
+            task.cancel()
+            if (3, 12) <= PY < (3, 14):
+                for _ in range(5):
+                    await asyncio.sleep(0)
+                assert not task.done()  # blocked on the client
+                client.close()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert conns[0].lost.done() is (PY >= (3, 12))
+        finally:
+            client.close()
+            await server.wait_closed()
+
+    run(main())
+
+
+def test_a_contextvar_set_by_one_connection_is_not_seen_by_the_next(loop, run):
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+
+    class Proto(asyncio.Protocol):
+        def __init__(self):
+            seen.append(("factory", var.get()))
+            var.set("set by a connection")
+
+        def connection_made(self, transport):
+            seen.append(("made", var.get()))
+            transport.close()
+
+    async def main():
+        var.set("server")
+        server = await loop.create_server(Proto, "127.0.0.1", 0)
+        var.set("changed after create_server")
+        for i in range(3):
+            (await connect(loop, server)).close()
+            await until(lambda i=i: len(seen) == 2 * (i + 1))
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+    # Each connection starts from a fresh copy: of the server's creation-time context on 3.15+, else of the
+    # context serving started in (create_server's, here); never of what an earlier connection set.
+    start = "server"
+    assert seen == [("factory", start), ("made", "set by a connection")] * 3
+
+
+def test_a_server_connections_callbacks_see_the_context_this_pythons_rule_gives(loop, run):
+    # 3.15+ (CPython gh-140947): every callback of an accepted connection runs in one context, so a variable
+    # a task sets before calling resume_reading() is not seen by connection_lost. Before 3.15 each callback
+    # runs in a copy of the context it was registered from: resume_reading() from that task registers the
+    # reader there, and connection_lost (scheduled by the next read) sees the task's variable.
+    var = contextvars.ContextVar("var", default="unset")
+    seen = {}
+    done = loop.create_future()
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.pause_reading()
+            loop.create_task(self.resume_from_a_task())
+
+        async def resume_from_a_task(self):
+            var.set("set in a task")
+            self.transport.resume_reading()
+
+        def connection_lost(self, exc):
+            seen["lost"] = var.get()
+            done.set_result(None)
+
+    async def main():
+        server = await loop.create_server(Proto, "127.0.0.1", 0)
+        client = await connect(loop, server)
+        client.close()  # EOF reaches the server once it reads again
+        await done
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+    assert seen["lost"] == ("unset" if PY >= (3, 15) else "set in a task")
+
+
+def test_one_detach_too_many_is_an_error_not_a_wait_closed_that_never_returns(loop, run):
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        server._attach()  # 3.11/3.12 call style (a bare count)
+        server._detach()
+        with pytest.raises(RuntimeError, match="_detach"):
+            server._detach()
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 5)
 
     run(main())
 
@@ -138,7 +269,7 @@ def test_close_clients_and_abort_clients(loop, run):
         server.close()
         server.close_clients()
         await server.wait_closed()
-        assert all(c.lost.done() for c in conns)
+        await asyncio.gather(*(c.lost for c in conns))  # (3.11's wait_closed does not wait for them)
         assert await loop.sock_recv(c1, 10) == b""
         c1.close()
         c2.close()

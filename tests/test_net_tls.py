@@ -306,6 +306,33 @@ def test_start_tls_sends_plain_bytes_written_before_the_upgrade_first(loop, run,
     run(main())
 
 
+def test_server_stream_start_tls_uses_a_client_hello_already_buffered(loop, run, server_ctx, client_ctx):
+    """The client's first TLS bytes arrived (into the server's StreamReader) before the server called
+    start_tls: the handshake must use them, not wait for them again (CPython gh-142352)."""
+    async def main():
+        async def handler(reader, writer):
+            while not reader._buffer:  # asyncio's StreamReader buffer: wait until the ClientHello is in it
+                await asyncio.sleep(0.005)
+            await writer.start_tls(server_ctx)
+            assert await reader.readline() == b"ping\n"
+            writer.write(b"pong\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handler, HOST, 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(HOST, port)
+        await writer.start_tls(client_ctx, server_hostname="localhost")
+        writer.write(b"ping\n")
+        assert await reader.readline() == b"pong\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
 def test_start_tls_gives_up_when_the_peer_never_reads_the_plain_data(loop, run, client_ctx, recorder):
     async def main():
         sp = recorder()
@@ -486,9 +513,11 @@ def test_sendfile_over_tls_to_a_peer_that_closes_midway(loop, run, server_ctx, c
     async def main():
         server, sp, tr, cp = await tls_pair(loop, recorder, server_ctx, client_ctx)
         tr.set_write_buffer_limits(high=4096)
-
-        class Closer(recorder):
-            pass
+        # The peer resets the connection (SO_LINGER 0: RST, not FIN). A FIN would only start the TLS shutdown,
+        # during which asyncio's SSLProtocol drops further writes without an error (stock asyncio too), and
+        # the sendfile could then finish "successfully" before the connection is reported lost.
+        sp.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                         struct.pack("ii", 1, 0))
 
         def close_after_some(data_, _orig=sp.data_received):
             _orig(data_)

@@ -181,3 +181,22 @@ def test_multiloop_socket_transport_offers_the_raw_transport_api():
     cls = transport_module.SocketTransport
     missing = [n for n in adapter.RAW_TRANSPORT_API if not hasattr(cls, n)]
     assert not missing, f"multiloop's SocketTransport lacks {missing}, which asyncio.sslproto calls on {PY}"
+
+
+def test_buffered_stream_data_reaches_the_tls_protocols_incoming_bio():
+    # Relies on StreamReaderProtocol._stream_reader, StreamReader._buffer (a bytearray) and
+    # SSLProtocol._incoming (a MemoryBIO).
+    loop = asyncio.new_event_loop()
+    try:
+        reader = asyncio.StreamReader(loop=loop)
+        app = asyncio.StreamReaderProtocol(reader, lambda r, w: None, loop=loop)
+        assert getattr(app, "_stream_reader", None) is reader, _changed("StreamReaderProtocol._stream_reader")
+        assert isinstance(getattr(reader, "_buffer", None), bytearray), _changed("StreamReader._buffer")
+        reader.feed_data(b"\x16\x03\x01hello")
+        proto = adapter.make_ssl_protocol(loop, app, ssl.create_default_context(ssl.Purpose.CLIENT_AUTH),
+                                          None, server_side=True)
+        assert isinstance(getattr(proto, "_incoming", None), ssl.MemoryBIO), _changed("SSLProtocol._incoming")
+        adapter.move_buffered_stream_data(proto, app)
+        assert reader._buffer == b"" and proto._incoming.read() == b"\x16\x03\x01hello"
+    finally:
+        loop.close()

@@ -173,3 +173,112 @@ def test_loop_factory_checks_the_name_early():
 def test_backend_must_be_a_string(registry):
     with pytest.raises(TypeError, match="backend name"):
         registry.choose(42, environ={})
+
+
+# ------------------------------------------------------------------- the hook is called through pluggy
+def test_hook_wrappers_see_and_can_change_every_plugins_backends(registry):
+    seen = []
+
+    class Wrapper:
+        @multiloop.hookimpl(wrapper=True)
+        def multiloop_backends(self):
+            result = yield
+            seen.append(sorted(d.name for descriptors in result for d in descriptors))
+            # a wrapper may filter what a plugin offers
+            return [[d for d in descriptors if d.name != "hidden"] for descriptors in result]
+
+    registry.register_plugin(Wrapper(), name="wrapper")
+    registry.register_plugin(_Plugin(_backend("visible"), _backend("hidden")), name="offers-two")
+    assert ["hidden", "visible"] in seen
+    assert "visible" in registry.names() and "hidden" not in registry.names()
+    assert not registry.broken
+
+
+def test_tryfirst_decides_which_plugin_keeps_a_contested_name(registry):
+    class Late:
+        @multiloop.hookimpl(trylast=True)
+        def multiloop_backends(self):
+            return [_backend("contested", priority=1)]
+
+    class Early:
+        @multiloop.hookimpl(tryfirst=True)
+        def multiloop_backends(self):
+            return [_backend("contested", priority=2)]
+
+    registry.register_plugin(Early(), name="early")
+    registry.register_plugin(Late(), name="late")
+    assert registry.get("contested").priority == 2
+    assert [b.name for b in registry.broken] == ["late"] and "already provided" in registry.broken[0].error
+
+
+def test_a_failing_plugin_is_named_even_when_a_wrapper_is_involved(registry):
+    class PassThrough:
+        @multiloop.hookimpl(wrapper=True)
+        def multiloop_backends(self):
+            return (yield)
+
+    class Broken:
+        @multiloop.hookimpl
+        def multiloop_backends(self):
+            raise RuntimeError("plugin bug")
+
+    registry.register_plugin(PassThrough(), name="pass-through")
+    registry.register_plugin(Broken(), name="broken-one")
+    assert [b.name for b in registry.broken] == ["broken-one"]
+    assert registry.choose(environ={}).name == "epoll"
+
+
+def test_a_failing_wrapper_is_blamed_not_the_plugin_it_wraps(registry):
+    class BadWrapper:
+        @multiloop.hookimpl(wrapper=True)
+        def multiloop_backends(self):
+            result = yield
+            if any(d.name == "fragile" for descriptors in result for d in descriptors):
+                raise ValueError("wrapper bug")
+            return result
+
+    registry.register_plugin(BadWrapper(), name="bad-wrapper")
+    registry.register_plugin(_Plugin(_backend("fragile")), name="fragile-plugin")
+    assert [b.name for b in registry.broken] == ["bad-wrapper"]
+    assert "around 'fragile-plugin'" in registry.broken[0].error and "wrapper bug" in registry.broken[0].error
+    assert "epoll" in registry.names()
+
+
+def test_hook_calls_are_visible_to_pluggy_call_monitoring(registry):
+    calls = []
+    registry.pm.add_hookcall_monitoring(lambda name, impls, kwargs: calls.append(name), lambda *a: None)
+    registry.register_plugin(_Plugin(_backend("monitored")), name="monitored")
+    assert calls and set(calls) == {"multiloop_backends"}
+
+
+def test_multiloop_plugins_environment_variable_loads_modules_as_plugins(tmp_path, monkeypatch):
+    (tmp_path / "envplugin_for_test.py").write_text(
+        "import multiloop\n"
+        "from multiloop.pollers.poll import PollPoller\n"
+        "@multiloop.hookimpl\n"
+        "def multiloop_backends():\n"
+        "    return [multiloop.Backend(name='fromenv', priority=1, capabilities=frozenset(),\n"
+        "                              probe=lambda: None, factory=PollPoller)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry(environ={"MULTILOOP_PLUGINS": "envplugin_for_test, no_such_module_for_test"})
+    assert reg.get("fromenv").origin == "envplugin_for_test ($MULTILOOP_PLUGINS)"
+    assert [b.name for b in reg.broken] == ["no_such_module_for_test"]
+    assert "import failed: ModuleNotFoundError" in reg.broken[0].error
+
+
+def test_a_module_both_installed_and_named_in_multiloop_plugins_is_loaded_once(tmp_path, monkeypatch):
+    (tmp_path / "twiceplugin_for_test.py").write_text(
+        "import multiloop\n"
+        "from multiloop.pollers.poll import PollPoller\n"
+        "@multiloop.hookimpl\n"
+        "def multiloop_backends():\n"
+        "    return [multiloop.Backend(name='twice', priority=1, capabilities=frozenset(),\n"
+        "                              probe=lambda: None, factory=PollPoller)]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import twiceplugin_for_test
+
+    reg = Registry(environ={})
+    reg.register_plugin(twiceplugin_for_test, name="entrypoint:twice")  # as if installed
+    reg._load_environ_plugins({"MULTILOOP_PLUGINS": "twiceplugin_for_test"})  # and named again
+    reg._collect()
+    assert "twice" in reg.names() and not reg.broken

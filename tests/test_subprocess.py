@@ -86,6 +86,36 @@ def test_wait_returns_negative_signal_after_kill(loop, run, watcher):
     assert run(main()) == -signal.SIGKILL
 
 
+GRANDCHILD_HOLDS_PIPES = (
+    "import subprocess, sys\n"
+    "subprocess.run([sys.executable, '-c', 'import sys; sys.stdout.write(\"ready\"); sys.stdout.flush(); "
+    "sys.stdin.read()'])\n"
+)
+
+
+def test_wait_with_a_grandchild_holding_the_pipes_follows_this_pythons_rule(loop, run, watcher):
+    # 3.14+ (CPython gh-119710): wait() returns once the child exits. Before: once every pipe is closed too.
+    async def main():
+        proc = await asyncio.create_subprocess_exec(PY, "-c", GRANDCHILD_HOLDS_PIPES, stdin=subprocess.PIPE,
+                                                    stdout=subprocess.PIPE)
+        waiting = asyncio.ensure_future(proc.wait())
+        assert await proc.stdout.readexactly(5) == b"ready"
+        proc.kill()
+        if sys.version_info >= (3, 14):
+            assert await waiting == -signal.SIGKILL
+        else:
+            while proc.returncode is None:  # the exit is known...
+                await asyncio.sleep(0.01)
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert not waiting.done()  # ...but wait() still waits for the pipes
+        proc.stdin.close()  # the grandchild exits
+        await proc.stdout.read()
+        assert await waiting == -signal.SIGKILL
+
+    run(main())
+
+
 def test_terminate(loop, run, watcher):
     async def main():
         proc = await asyncio.create_subprocess_exec(PY, "-c", "import time; time.sleep(60)")
@@ -96,10 +126,12 @@ def test_terminate(loop, run, watcher):
 
 
 def test_send_signal_reaches_the_child(loop, run, watcher):
+    # Short sleeps in a loop: a signal landing between the print and a long sleep() is handled only when the
+    # interpreter next runs bytecode (CPython 3.14 can enter the sleep with the handler still pending).
     code = ("import signal, sys, time\n"
             "signal.signal(signal.SIGUSR1, lambda *a: sys.exit(42))\n"
             "print('ready', flush=True)\n"
-            "time.sleep(60)\n")
+            "for _ in range(600): time.sleep(0.1)\n")
 
     async def main():
         proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdout=subprocess.PIPE)

@@ -17,6 +17,9 @@ Facts:
   timeout. So the raw transport must offer the names in :data:`RAW_TRANSPORT_API`.
 - On the loop it uses only public methods: ``call_soon``, ``call_later``, ``time``, ``get_debug``,
   ``call_exception_handler``.
+- TLS bytes the peer sent before the upgrade may already sit in a server's ``asyncio.StreamReader`` buffer
+  (``StreamReaderProtocol._stream_reader._buffer``); ``SSLProtocol`` reads ciphertext from its incoming
+  ``MemoryBIO`` (``_incoming``), so stock ``start_tls`` (CPython gh-142352, 3.14) moves them there.
 
 Design: re-implementing TLS over memory BIOs would be ~900 lines that must reproduce stock asyncio's
 observable behaviour exactly (the conformance suite checks messages and ordering), so we reuse the stock
@@ -123,3 +126,15 @@ def handshake_timeout(ssl_protocol: Any) -> float:
 def is_app_transport(transport: Any) -> bool:
     """True for a TLS app transport built by this adapter (sendfile must use the fallback for it)."""
     return isinstance(transport, APP_TRANSPORT_TYPE)
+
+
+def move_buffered_stream_data(ssl_protocol: Any, app_protocol: Any) -> None:
+    """Hand ciphertext a server's StreamReader buffered before ``start_tls`` to the TLS protocol (stock
+    gh-142352: otherwise the handshake waits for a ClientHello that already arrived)."""
+    if not isinstance(app_protocol, asyncio.StreamReaderProtocol):
+        return
+    reader = getattr(app_protocol, "_stream_reader", None)
+    buffer = getattr(reader, "_buffer", None)
+    if buffer:
+        ssl_protocol._incoming.write(buffer)
+        buffer.clear()

@@ -146,6 +146,10 @@ async def race(loop: asyncio.AbstractEventLoop,
 
 def connection_error(errors: list[OSError], all_errors: bool) -> BaseException:
     """The exception create_connection raises when every address failed (stock asyncio's choice of message)."""
+    if not errors:
+        # Every attempt ended without an OSError (cancelled, say): stock asyncio (gh-135836) raises this
+        # rather than failing on the empty list.
+        return TimeoutError("create_connection failed")
     if all_errors:
         return ExceptionGroup("create_connection failed", errors)
     if len(errors) == 1:

@@ -41,7 +41,9 @@ _HAS_AF_UNIX = hasattr(socket, "AF_UNIX")
 
 
 def _check_user_socket(sock: socket.socket) -> None:
-    if sys.version_info >= (3, 12):
+    # 3.13 accepts any non-stream socket (SOCK_RAW, SOCK_SEQPACKET...) and words the error differently;
+    # 3.11 and 3.12 want SOCK_DGRAM exactly.
+    if sys.version_info >= (3, 13):
         if sock.type == socket.SOCK_STREAM:
             raise ValueError(f"A datagram socket was expected, got {sock!r}")
     elif sock.type != socket.SOCK_DGRAM:

@@ -104,7 +104,9 @@ class DatagramSocketTransport(FdTransport, asyncio.DatagramTransport, asyncio.Tr
             if addr not in (None, self._address):
                 raise ValueError(f"Invalid address: must be None or {self._address}")
             addr = self._address
-        if self._conn_lost:
+        # Stock asyncio (every version) drops writes after close only on a connected endpoint; an unconnected
+        # one still sends (and reports errors) until its socket is gone (CPython gh-156920's test relies on it).
+        if self._conn_lost and (self._address or self._file is None):
             self._write_after_lost()
             return
         if not self._buffer:

@@ -9,7 +9,10 @@ Facts:
 - Zero-copy only works on a plain socket transport: a TLS transport must encrypt every byte, so it always
   takes the read-and-write fallback.
 - Stock asyncio's observable contract, which we keep: the result is the number of bytes sent; the file
-  position is left at ``offset + sent`` (also after an error, so ``file.tell()`` says how far it got);
+  position is left at ``offset + sent`` (also after an error, so ``file.tell()`` says how far it got).
+  Per Python: before 3.14 the position is only touched when something was sent, and the fallbacks only seek
+  to a non-zero ``offset`` (offset 0 reads from the current position); from 3.14 on the fallbacks always
+  seek to ``offset`` first and the position is always left at ``offset + sent``, even when nothing was sent;
   a closing transport is a RuntimeError, a transport that cannot carry a file (datagram) a RuntimeError
   saying "not supported"; ``fallback=False`` raises ``SendfileNotAvailableError`` instead of falling back;
   while a transport sendfile is in progress, ``transport.write`` raises (the stream transport's empty-waiter
@@ -36,6 +39,7 @@ import os
 import socket
 import ssl
 import stat
+import sys
 from typing import Any
 
 from ..seams import Loop
@@ -46,6 +50,8 @@ TRANSPORT_FALLBACK_CHUNK = 64 * 1024
 SOCK_FALLBACK_CHUNK = 256 * 1024
 #: Per os.sendfile() call; Linux would cap at 0x7ffff000 anyway, and 32-bit size_t needs it.
 MAX_SENDFILE_CALL = 1 << 30
+#: 3.14's file-position rule (see the module docstring).
+_ALWAYS_POSITION = sys.version_info >= (3, 14)
 
 # First-call failures that mean "this file/socket combination cannot do sendfile", not a connection error.
 _NOT_AVAILABLE_ERRNOS = frozenset(
@@ -271,7 +277,7 @@ class SendfileMixin(Loop):
             transp._reset_empty_waiter()
 
     async def _sendfile_fallback(self, transp: Any, file: Any, offset: int, count: int | None) -> int:
-        if offset:
+        if offset or (_ALWAYS_POSITION and hasattr(file, "seek")):
             file.seek(offset)
         session = _SendfileSession(self, transp)
         total = 0
@@ -355,7 +361,7 @@ class SendfileMixin(Loop):
                     await self._wait_writable(fd, session)
             return total
         finally:
-            if total:
+            if total or _ALWAYS_POSITION:
                 os.lseek(fileno, offset + total, os.SEEK_SET)
 
     async def _wait_writable(self, fd: int, session: _SendfileSession | None) -> None:
@@ -385,7 +391,7 @@ class SendfileMixin(Loop):
     async def _sock_sendfile_fallback(
         self, sock: socket.socket, file: Any, offset: int, count: int | None
     ) -> int:
-        if offset:
+        if offset or (_ALWAYS_POSITION and hasattr(file, "seek")):
             file.seek(offset)
         buf = bytearray(SOCK_FALLBACK_CHUNK if count is None else min(count, SOCK_FALLBACK_CHUNK))
         fd = sock.fileno()

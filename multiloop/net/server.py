@@ -20,10 +20,21 @@ Facts:
   (``_make_socket_transport``, or ``_wrap_tls`` for TLS, where a callback on the handshake waiter closes
   failed connections).
 
-Lifecycle semantics are CPython 3.13's on every Python (3.11's wait_closed returned too early, 3.12.0's too):
-``wait_closed`` returns once the server is closed *and* its last connection is gone, in either order;
-``serve_forever`` is cancellable and closes the server when cancelled; ``listen()`` is called when serving
-starts, not when the socket is bound.
+Lifecycle semantics are each Python's own, where user code can tell (stock ``asyncio.base_events.Server``):
+- ``wait_closed``: from 3.12 on it returns once the server is closed *and* its last connection is gone, in
+  either order. On 3.11 it returns at once when the server is already closed, connections or not, which is
+  what lets a cancelled ``serve_forever`` (Ctrl-C in ``async with server: await server.serve_forever()``)
+  finish while clients are still connected.
+- A cancelled ``serve_forever`` closes the server and waits in ``wait_closed``; from 3.14 on it closes the
+  clients first (so a hanging client cannot block it), on 3.12/3.13 it waits for them.
+- Contexts: stock asyncio runs each accepted connection in a fresh context (before 3.15 a task per accept,
+  copying the accept callback's context; from 3.15 a copy of the context the server was created in). So a
+  ``ContextVar`` set by one connection's protocol factory is never seen by the next one's.
+- Transports ``_attach``/``_detach`` themselves (3.13+ passes the transport, 3.11/3.12 code calls them
+  bare, counting); one ``_detach`` too many is an error, as stock's assertion makes it, rather than a
+  count gone negative that ``wait_closed`` would wait on forever.
+- ``close_clients``/``abort_clients`` (3.13) are offered on every Python. ``listen()`` is called when serving
+  starts, not when the socket is bound.
 
 Design: the connection accounting is its own object (:class:`Connections`, a
 :class:`multiloop.seams.ConnectionTracker`) that the server hands to the transport factories; transports
@@ -34,10 +45,12 @@ still work (CPython 3.12's tests call them without a transport).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import logging
 import os
 import socket
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +61,13 @@ from .socketview import wrap_socket
 logger = logging.getLogger("asyncio")
 
 ACCEPT_RETRY_DELAY = 1.0
+_PY = sys.version_info[:2]
+#: 3.11: wait_closed() on a closed server returns at once (see the module docstring).
+WAIT_CLOSED_RETURNS_WHEN_CLOSED = _PY < (3, 12)
+#: 3.14: a cancelled serve_forever() closes the clients before waiting for them.
+SERVE_FOREVER_CLOSES_CLIENTS = _PY >= (3, 14)
+#: 3.15: connections run in a copy of the context the server was created in (else of the accept's context).
+CONNECTIONS_IN_SERVER_CONTEXT = _PY >= (3, 15)
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
@@ -102,7 +122,9 @@ class _Listener:
                 continue
             if loop.get_debug():
                 logger.debug("%r got a new connection from %r: %r", server, addr, conn)
-            server._connection_accepted(conn, addr)
+            # A fresh context per connection, as stock asyncio's per-accept task (or 3.15's copy) gives.
+            base = server._context if server._context is not None else contextvars.copy_context()
+            base.copy().run(server._connection_accepted, conn, addr)
             if not server._serving:
                 return  # a protocol factory closed the server: this socket is closed now
 
@@ -181,6 +203,8 @@ class Connections:
 
     def detach(self, transport: asyncio.BaseTransport | None) -> None:
         if transport is None:
+            if self.anonymous <= 0:
+                raise RuntimeError("Server._detach() called more often than _attach()")
             self.anonymous -= 1
         else:
             self.clients.discard(transport)
@@ -224,6 +248,7 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
         self._early_retry: asyncio.Handle | None = None
+        self._context = contextvars.copy_context() if CONNECTIONS_IN_SERVER_CONTEXT else None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sockets={self.sockets!r}>"
@@ -357,6 +382,8 @@ class Server(asyncio.AbstractServer):
         except asyncio.CancelledError:
             try:
                 self.close()
+                if SERVE_FOREVER_CLOSES_CLIENTS:
+                    self.close_clients()
                 await self.wait_closed()
             finally:
                 raise
@@ -364,9 +391,10 @@ class Server(asyncio.AbstractServer):
             self._serving_forever_fut = None
 
     async def wait_closed(self) -> None:
-        """Return once the server is closed and every connection it accepted has ended (either order)."""
+        """Return once the server is closed and every connection it accepted has ended (either order);
+        on 3.11, at once if the server is closed already."""
         waiters = self._connections.waiters
-        if waiters is None:
+        if waiters is None or (WAIT_CLOSED_RETURNS_WHEN_CLOSED and self._listeners is None):
             return
         waiter = self._loop.create_future()
         waiters.append(waiter)

@@ -99,6 +99,8 @@ class TlsMixin(Loop):
             ssl_shutdown_timeout=ssl_shutdown_timeout)
 
         transport.pause_reading()  # type: ignore[attr-defined]
+        if server_side:
+            adapter.move_buffered_stream_data(ssl_protocol, protocol)
         handles: list[asyncio.Handle] = []
         try:
             try:

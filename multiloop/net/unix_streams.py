@@ -5,6 +5,8 @@ Facts:
   abstract-namespace address (leading NUL, Linux) has no file at all (see :mod:`.socketargs`).
 - ``cleanup_socket`` (3.13; accepted on every Python): on close, unlink the socket file, but only if it is
   still ours: another server may have replaced it since, which we tell by the inode recorded at bind time.
+  It defaults to True from 3.13 on and to False before, because stock asyncio before 3.13 leaves the file
+  (and 3.11/3.12 code, CPython's own tests among it, removes it itself).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from ..seams import Loop
 from .server import Server
 from .socketargs import check_not_ssl_socket, check_ssl_args, is_abstract, remove_stale_unix_socket
+
+#: Stock asyncio removes the socket file on close from 3.13 on (see the module docstring).
+CLEANUP_SOCKET_DEFAULT = sys.version_info >= (3, 13)
 
 
 def _path_or_socket(path: Any, sock: socket.socket | None, missing: str) -> Any:
@@ -71,7 +77,7 @@ class UnixStreamsMixin(Loop):
                                  sock: socket.socket | None = None, backlog: int = 100, ssl: Any = None,
                                  ssl_handshake_timeout: float | None = None,
                                  ssl_shutdown_timeout: float | None = None, start_serving: bool = True,
-                                 cleanup_socket: bool = True) -> Server:
+                                 cleanup_socket: bool = CLEANUP_SOCKET_DEFAULT) -> Server:
         if isinstance(ssl, bool):
             raise TypeError("ssl argument must be an SSLContext or None")
         check_ssl_args(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)

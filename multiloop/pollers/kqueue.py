@@ -30,7 +30,8 @@ kernels' pipe code, libevent's kqueue.c and libuv's fork handling):
   socket is still writable, and poll(2) reports that case as POLLIN (POLLRDHUP), not POLLHUP; waking the
   writer too would be a spurious wake-up. For sockets, EV_EOF carries the pending socket error (e.g.
   ECONNRESET) in ``fflags``: then the connection is dead in both directions and we add ERROR, so the core
-  wakes every registered direction. A kevent with EV_ERROR (``data`` = errno) is reported as ERROR.
+  wakes every registered direction. A kevent with EV_ERROR (``data`` = errno) is reported as ERROR, or as
+  INVALID when the errno is EBADF (the fd is not open: the core drops the registration and reports it).
 - EVFILT_READ on a regular file (a vnode) fires only while the file offset is *before* end of file
   (``data`` = bytes left). At EOF it never fires, so an asyncio reader that read the last chunk would wait
   forever for the readiness that lets it see ``b""`` (``python app.py < file`` hangs; an empty file never
@@ -82,9 +83,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from .. import hookimpl
-from ..backend import ERROR, READ, WRITE, Backend, Capability, Poller
+from ..backend import ERROR, INVALID, READ, WRITE, Backend, Capability, Poller, translate_oserror
 from ..errors import BackendUnavailableError, PollerError, UnpollableFdError
-from ._common import translate_oserror
 
 __all__ = [
     "NAME",
@@ -185,7 +185,8 @@ def merge_events(
     """One ``(fd, events)`` entry per fd from per-filter kevents, in first-seen order.
 
     The filter's direction is reported (with EV_EOF too: the direction is finished, and the next I/O call
-    says so); ERROR is added for EV_EOF carrying a socket error in ``fflags`` and for EV_ERROR kevents. An
+    says so); ERROR is added for EV_EOF carrying a socket error in ``fflags`` and for EV_ERROR kevents
+    (INVALID instead when their errno is EBADF). An
     EV_ERROR with ``data == 0`` is an EV_RECEIPT acknowledgement, not an error, and is skipped. Filters other
     than read/write are ignored. ``errors``: fds to report as ERROR whatever the kernel said.
     """
@@ -198,7 +199,7 @@ def merge_events(
         if flags & ev_error:
             if not ev.data:
                 continue
-            bits = ERROR
+            bits = INVALID if ev.data == errno.EBADF else ERROR
         else:
             filt = ev.filter
             if filt == f_read:
@@ -248,7 +249,7 @@ class KqueuePoller(Poller):
     translation runs against a fake kernel in tests; by default they are the ``select`` module's."""
 
     name = NAME
-    max_fd = None
+    reports_closed_fds = True  # see the module docstring
 
     def __init__(
         self,
@@ -283,12 +284,12 @@ class KqueuePoller(Poller):
         try:
             mode = self._fstat(fd).st_mode
         except OSError as exc:
-            raise translate_oserror(exc, NAME, "register", fd) from None
+            raise translate_oserror(exc, self.name, "register", fd) from None
         if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
             raise UnpollableFdError(
-                f"{NAME}: cannot watch fd {fd}: it is a regular file or directory, for which EVFILT_READ never "
+                f"{self.name}: cannot watch fd {fd}: it is a regular file or directory, for which EVFILT_READ never "
                 f"reports end of file; it is treated as always ready, as select() and poll() report it",
-                backend=NAME,
+                backend=self.name,
                 fd=fd,
             )
         try:
@@ -296,9 +297,9 @@ class KqueuePoller(Poller):
         except PollerError as exc:
             if exc.errno == errno.EINVAL and stat.S_ISCHR(mode):
                 raise UnpollableFdError(
-                    f"{NAME}: cannot watch fd {fd}: kqueue does not support this character device (EINVAL); "
+                    f"{self.name}: cannot watch fd {fd}: kqueue does not support this character device (EINVAL); "
                     f"it is treated as always ready, as select() reports /dev/null",
-                    backend=NAME,
+                    backend=self.name,
                     fd=fd,
                     errno=errno.EINVAL,
                 ) from None
@@ -349,12 +350,12 @@ class KqueuePoller(Poller):
         if change.flags & k.ev_delete:
             if exc.errno in _GONE_AT_DELETE:
                 return  # close() already dropped the knote
-            raise translate_oserror(exc, NAME, op, fd) from None
+            raise translate_oserror(exc, self.name, op, fd) from None
         if exc.errno in _PEER_GONE_AT_ADD or (exc.errno == errno.EBADF and self._is_open(fd)):
             direction = READ if change.filter == k.filter_read else WRITE
             self._peer_gone[fd] = self._peer_gone.get(fd, 0) | direction
             return
-        raise translate_oserror(exc, NAME, op, fd) from None
+        raise translate_oserror(exc, self.name, op, fd) from None
 
     def _undo(self, fd: int, done: list[Any]) -> None:
         k = self._k
@@ -413,6 +414,11 @@ class KqueuePoller(Poller):
     def registered_filters(self) -> int:
         """How many knotes the poller believes it holds (the event-list size of the next ``poll``)."""
         return self._nfilters
+
+    def statistics(self) -> dict[str, int]:
+        """``registered``: fds watched; ``filters``: knotes held; ``peer_gone``: fds with a direction the
+        kernel refused because the peer has gone (reported as ERROR until dropped)."""
+        return {"registered": len(self._interest), "filters": self._nfilters, "peer_gone": len(self._peer_gone)}
 
 
 def _probe() -> str | None:

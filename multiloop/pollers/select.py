@@ -5,9 +5,9 @@ Facts about select():
   cannot be watched at all; CPython raises ``ValueError: filedescriptor out of range in select()``. We refuse
   such an fd at registration, naming it, instead of failing on the next wait for every fd.
 - The cost is O(highest fd) per call in the kernel and O(registered fds) in Python building the lists.
-- A closed fd in a set makes the whole call fail with EBADF. We check fds at registration, and if one is
-  closed behind our back we report it as in error (so its callback runs and meets the error) instead of
-  failing every wait.
+- A closed fd in a set makes the whole call fail with EBADF, naming no fd. We check fds at registration,
+  and when one is closed behind our back we find it (``fstat`` of each registered fd: only on this path) and
+  report it as INVALID; the core drops its registration and reports it once, and the next wait works.
 - Regular files are always ready, which is the right answer for them.
 - No kernel state: nothing to re-create after fork().
 """
@@ -19,9 +19,8 @@ import os
 import select as _select
 
 from .. import hookimpl
-from ..backend import ERROR, READ, WRITE, Backend, Capability, Poller
+from ..backend import INVALID, READ, WRITE, Backend, Capability, Poller, check_fd_open
 from ..errors import FdLimitError
-from ._common import require_open_fd
 
 NAME = "select"
 #: glibc's FD_SETSIZE (and macOS's default); CPython does not expose it.
@@ -30,12 +29,13 @@ FD_SETSIZE = 1024
 
 class SelectPoller(Poller):
     name = NAME
-    max_fd = FD_SETSIZE - 1
+    reports_closed_fds = True  # see the module docstring
 
     def __init__(self) -> None:
         self._events: dict[int, int] = {}
         self._readers: set[int] = set()
         self._writers: set[int] = set()
+        self._ebadf_scans = 0
 
     def _set(self, fd: int, events: int) -> None:
         self._events[fd] = events
@@ -44,10 +44,10 @@ class SelectPoller(Poller):
 
     def register(self, fd: int, events: int) -> None:
         if fd >= FD_SETSIZE:
-            raise FdLimitError(f"{NAME}: cannot watch fd {fd}: select() only handles fds below FD_SETSIZE "
+            raise FdLimitError(f"{self.name}: cannot watch fd {fd}: select() only handles fds below FD_SETSIZE "
                                f"({FD_SETSIZE}); use a backend with the 'unlimited_fds' capability "
-                               f"(poll, epoll)", backend=NAME, fd=fd, errno=errno.EINVAL)
-        require_open_fd(fd, NAME, "register")
+                               f"(poll, epoll)", backend=self.name, fd=fd, errno=errno.EINVAL)
+        check_fd_open(fd, self.name, "register")
         self._set(fd, events)
 
     def modify(self, fd: int, events: int) -> None:
@@ -75,18 +75,24 @@ class SelectPoller(Poller):
         return list(ready.items())
 
     def _bad_fds(self) -> list[tuple[int, int]]:
+        self._ebadf_scans += 1
         bad = []
-        for fd in list(self._events):
+        for fd in self._events:
             try:
                 os.fstat(fd)
             except OSError:
-                bad.append((fd, ERROR))
+                bad.append((fd, INVALID))
         return bad
 
     def close(self) -> None:
         self._events.clear()
         self._readers.clear()
         self._writers.clear()
+
+    def statistics(self) -> dict[str, int]:
+        """``registered``: fds in the sets; ``ebadf_scans``: waits that failed with EBADF and made us look
+        for the closed fd(s)."""
+        return {"registered": len(self._events), "ebadf_scans": self._ebadf_scans}
 
 
 def _probe() -> str | None:

@@ -10,8 +10,9 @@ specified by the public types that consume it:
   before ``connection_made`` (a child that exits at once) are queued and delivered after it.
 - ``asyncio.subprocess.Process`` (unchanged) calls ``get_pid``, ``get_returncode``, ``get_pipe_transport``,
   ``send_signal``/``terminate``/``kill``, ``close`` and ``_wait()`` — the one private name it uses, a
-  coroutine returning the exit code: at once if the exit is known, else once the transport has finished
-  (exited and all pipes closed), which is stock asyncio's rule.
+  coroutine returning the exit code: at once if the exit is known, else (3.14+, CPython gh-119710) once the
+  child has exited, after ``process_exited``, even if a grandchild keeps a pipe open; before 3.14 once the
+  transport has finished (exited and all pipes closed). Each is that Python's stock rule.
 - The pipes are ordinary multiloop pipe transports; each reports to a small per-fd protocol here.
 - Only the ``subprocess.Popen`` object reaps the child (see :mod:`multiloop.unix.child_watcher`), so
   ``send_signal`` can go through ``Popen.send_signal``, which never signals a reaped (possibly recycled)
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +39,9 @@ from ..transport_base import TransportBase
 from .child_watcher import reap_in_thread
 
 logger = logging.getLogger("asyncio")
+
+#: Python 3.14's Process.wait() rule (see the module docstring).
+WAIT_RETURNS_AT_EXIT = sys.version_info >= (3, 14)
 
 
 def _set_result_unless_done(fut: asyncio.Future[Any]) -> None:
@@ -278,6 +283,11 @@ class SubprocessTransport(TransportBase, asyncio.SubprocessTransport):
         self._exited_waiters = []
         self._call(self._protocol.process_exited)
         self._try_finish()
+        if WAIT_RETURNS_AT_EXIT:
+            for waiter in self._exit_waiters:
+                if not waiter.done():
+                    waiter.set_result(returncode)
+            self._exit_waiters = []
 
     def _try_finish(self) -> None:
         if self._finished or self._returncode is None:
@@ -301,7 +311,7 @@ class SubprocessTransport(TransportBase, asyncio.SubprocessTransport):
 
     async def _wait(self) -> int:
         """The exit code (``Process.wait`` uses it). As in asyncio: at once if the exit is already known,
-        else when the transport finishes (exited and every pipe closed), so output is complete by then."""
+        else at exit (3.14+), or before 3.14 when the transport finishes (exited and every pipe closed)."""
         if self._returncode is not None:
             return self._returncode
         waiter = self._loop.create_future()

@@ -59,6 +59,8 @@ class Adapt:
     scopes: frozenset[str] | None = None
     each_subclass: bool = False
     runner_flag: bool = False
+    # Mixins to use instead where ``mixins`` are not all defined (a Python that reshaped the module).
+    fallback_mixins: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,11 @@ MODULES: dict[str, Module] = {
         adapt=(
             Adapt("MultiloopEventLoopTests", ("EventLoopTestsMixin",), "create_event_loop",
                   scopes=frozenset({"core", "net"})),
+            # 3.14 dropped UnixEventLoopTestsMixin (it only set up child watchers): its concrete classes are
+            # EventLoopTestsMixin + SubprocessTestsMixin.
             Adapt("MultiloopUnixEventLoopTests", ("UnixEventLoopTestsMixin", "SubprocessTestsMixin"),
-                  "create_event_loop", scopes=frozenset({"unix"})),
+                  "create_event_loop", scopes=frozenset({"unix"}),
+                  fallback_mixins=("EventLoopTestsMixin", "SubprocessTestsMixin")),
         ),
     ),
     "test_tasks": Module("core"),
@@ -104,6 +109,10 @@ MODULES: dict[str, Module] = {
     "test_threads": Module("core"),
     "test_eager_task_factory": Module("core"),  # 3.12+
     "test_staggered": Module("core"),  # 3.13+ (asyncio.staggered, used by happy eyeballs)
+    "test_graph": Module("core"),  # 3.14+ (asyncio.graph: call graphs of tasks on the running loop)
+    "test_free_threading": Module("core"),  # 3.14+ (tasks and loops used from many threads)
+    # 3.14+: asyncio.tools (`python -m asyncio ps/pstree`) formatting of canned data; no loop involved
+    "test_tools": Module("core", expect_loops=False),
     # ---------------------------------------------------------------- issue 3: networking
     # (the network tests of test_events.EventLoopTestsMixin come from the test_events entry above)
     "test_streams": Module("net"),
@@ -118,6 +127,8 @@ MODULES: dict[str, Module] = {
                                                       ("BaseTestBufferedProtocol",), "new_loop",
                                                       base="unittest.TestCase"),)),
     "test_protocols": Module("net", expect_loops=False),
+    "test_server_context": Module("net"),  # 3.15+ (servers' contextvars: each connection in a copy of the
+                                           # server's creation-time context)
     # ---------------------------------------------------------------- issue 4: subprocess, pipes, signals
     # (UnixEventLoopTestsMixin/SubprocessTestsMixin of test_events come from the test_events entry above)
     "test_subprocess": Module(

@@ -9,7 +9,8 @@ process-wide asyncio state.
 
 1. asyncio's default policy class is made to produce ``multiloop.new_loop(backend)`` loops, so every
    ``asyncio.new_event_loop()``/``asyncio.run()``/``asyncio.Runner()``/``IsolatedAsyncioTestCase`` loop of
-   the tests is a multiloop loop, even after the modules reset the policy in their own setUp/tearDown.
+   the tests is a multiloop loop, even after the modules reset the policy in their own setUp/tearDown;
+   ``asyncio.EventLoop`` (3.13+, which 3.14's tests pass as ``loop_factory``) makes them too.
 2. Mixins whose stock concrete classes build stock loops directly are re-combined into ``Multiloop...``
    classes making multiloop loops; their stock concrete classes are not run (see conformance_scope.py).
 3. ``multiloop.loop.EventLoop.__init__`` and ``asyncio.BaseEventLoop.__init__`` are counted per test, so the
@@ -33,10 +34,12 @@ import inspect
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
 import unittest
+import warnings
 from typing import Any
 
 from multiloop.kit.conformance.conformance_scope import MODULES, NET_APIS, UNIX_APIS, Adapt, parse_scopes
@@ -149,12 +152,23 @@ def install_multiloop_policy(backend: str) -> None:
     import multiloop
 
     factory = multiloop.loop_factory(backend)  # fails now, clearly, for an unknown/unavailable backend
-    policy_cls = asyncio.DefaultEventLoopPolicy
-    if "_loop_factory" not in vars(policy_cls) and not hasattr(policy_cls, "_loop_factory"):
-        raise SystemExit(f"asyncio.DefaultEventLoopPolicy has no _loop_factory on Python {sys.version}: "
-                         f"the conformance runner needs another way to install multiloop loops")
-    policy_cls._loop_factory = staticmethod(factory)  # type: ignore[attr-defined]
-    asyncio.set_event_loop_policy(None)
+    with warnings.catch_warnings():
+        # 3.14+ deprecates the policy API; the harness still needs it (the tests themselves use it).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        policy_cls = asyncio.DefaultEventLoopPolicy
+        if "_loop_factory" not in vars(policy_cls) and not hasattr(policy_cls, "_loop_factory"):
+            raise SystemExit(f"asyncio.DefaultEventLoopPolicy has no _loop_factory on Python {sys.version}: "
+                             f"the conformance runner needs another way to install multiloop loops")
+        policy_cls._loop_factory = staticmethod(factory)  # type: ignore[attr-defined]
+        asyncio.set_event_loop_policy(None)
+    if hasattr(asyncio, "EventLoop"):
+        # 3.13+: tests name asyncio.EventLoop as a loop factory (loop_factory = asyncio.EventLoop, evaluated
+        # when their module is imported, i.e. after this). A class, so it does not bind as a method.
+        class MultiloopEventLoop:
+            def __new__(cls) -> Any:
+                return factory()
+
+        asyncio.EventLoop = MultiloopEventLoop
     loop = asyncio.new_event_loop()
     try:
         if type(loop).__module__.split(".")[0] != "multiloop" or getattr(loop, "backend", None) != backend:
@@ -287,6 +301,8 @@ def plan_module(modname: str, backend: str, scopes: tuple[str, ...], exclusions:
     adapted_mixins: list[type] = []
     for adapt in spec.adapt:
         mixins: list[Any] = [getattr(mod, n, None) for n in adapt.mixins]
+        if any(m is None for m in mixins) and adapt.fallback_mixins:
+            mixins = [getattr(mod, n, None) for n in adapt.fallback_mixins]
         if any(m is None for m in mixins):
             plan.dropped[adapt.name] = f"mixins {adapt.mixins} not all defined on this Python/platform"
             continue
@@ -639,6 +655,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         list_plan(args.backend, modules, scopes)
         return 0
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started from a background job of a non-interactive shell (SIGINT ignored, inherited through tox
+        # and pytest): CPython's Ctrl-C tests (test_runners' test_interrupt_*) need Python's own handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     report = run(args.backend, modules, scopes, args.json, args.pattern, args.per_test_timeout, args.verbose)
     print_report(report)
     bad = any(s.get("failed") or s.get("errors") or s.get("problems") for s in report["modules"].values())

@@ -12,7 +12,13 @@ Facts about trio that shape this module:
   forever; ``trio.lowlevel.notify_closing`` exists for code that closes an fd someone may be waiting on.
   The core always unregisters (we cancel the waiter) before a transport closes its socket.
 - Errors (EBADF, EPERM for regular files, EPOLLERR/HUP) surface as exceptions or as readiness in the waiting
-  task, not at registration time.
+  task, not at registration time. trio's epoll and kqueue managers register with one-shot semantics and,
+  when re-arming fails (the fd was closed behind their back), drop their own record and raise the OSError
+  into the waiting task; a closed fd whose registration vanished with the file is never reported at all.
+- trio keeps "a run is active in this thread" in thread-local state, and fork() copies the forking thread's
+  state into the child: a child forked inside ``trio.run`` can never call ``trio.run`` again in that thread
+  ("Attempted to call run() from inside a run()"), and there is no public way to reset it. A new thread of
+  the child starts with clean state and can.
 - trio runs other tasks whenever a task checkpoints, in the same thread. So while the loop waits, trio code
   may call ``loop.call_soon`` or complete an asyncio future; the core then calls our waker (see
   ``LoopCore.call_soon``), which must go through ``TrioToken.run_sync_soon`` because it may also be called
@@ -36,8 +42,13 @@ Design:
   woken by a watch or the waker), hand the events to the core, re-arm the watches that reported.
 - Registration checks the fd synchronously (``fstat``): a closed fd is ``BadFdError`` at the call that
   introduced it, a regular file or directory ``UnpollableFdError`` (the core treats it as always ready, as
-  select and poll do). Errors that appear later in a watch are reported as ERROR, which wakes every
-  callback of the fd so it meets the error itself -- what poll's POLLNVAL does.
+  select and poll do). EBADF in a watch (the fd was closed behind the loop's back) is reported as INVALID,
+  like poll's POLLNVAL: the core drops the registration and reports it once. Reporting ERROR would wake the
+  callbacks, re-arm the watch, meet the same error at once, and spin. ``ClosedResourceError`` (trio code
+  called ``notify_closing``: the fd is about to be closed, still open) is ERROR: the callbacks run once,
+  and the next wait finds the fd closed. EPERM (a character device epoll refuses) is "always ready".
+- ``drives_loop`` is True: the core calls ``drive`` from ``run_forever``. ``poll`` exists for callers that
+  use a Poller directly (the backend-author kit does): one short ``trio.run`` per call.
 """
 
 from __future__ import annotations
@@ -57,7 +68,17 @@ import sniffio
 import trio
 import trio.lowlevel as tl
 
-from multiloop import ERROR, READ, WRITE, BadFdError, Iteration, Poller, PollerError, UnpollableFdError
+from multiloop import (
+    ERROR,
+    INVALID,
+    READ,
+    WRITE,
+    BadFdError,
+    Iteration,
+    Poller,
+    PollerError,
+    UnpollableFdError,
+)
 
 NAME = "trio"
 logger = logging.getLogger("multiloop.trio")
@@ -76,19 +97,22 @@ def current_poller() -> TrioPoller | None:
 class _Watch:
     """One trio task waiting for one fd in one direction."""
 
-    __slots__ = ("fd", "direction", "scope", "parked")
+    __slots__ = ("fd", "direction", "scope", "parked", "armed")
 
     def __init__(self, fd: int, direction: int) -> None:
         self.fd = fd
         self.direction = direction
         self.scope = trio.CancelScope()
         self.parked: Any = None  # the task, while it waits for re-arming
+        self.armed = False  # has reached trio's wait at least once (trio registered the fd)
 
 
 class TrioPoller(Poller):
     """See the module docstring. One per loop; usable in ``trio.run`` (drive) or in an ``open_loop``."""
 
     name = NAME
+    drives_loop = True
+    reports_closed_fds = True  # a wait on a closed fd fails with EBADF: reported as INVALID
 
     def __init__(self) -> None:
         self._interest: dict[int, int] = {}
@@ -107,6 +131,9 @@ class TrioPoller(Poller):
         self._saved_hooks: Any = None
         self._aio_agens: dict[int, weakref.ref[Any]] = {}
         self._aio_agens_purge_at = 64
+        self._watches_started = 0
+        self._wakeups = 0
+        self._invalid = 0
 
     # ---------------------------------------------------------------------------------- registration
     def register(self, fd: int, events: int) -> None:
@@ -164,10 +191,16 @@ class TrioPoller(Poller):
     async def _poll_main(self, timeout: float | None) -> list[tuple[int, int]]:
         self._attach(None, None, None)
         try:
-            # Let every watch reach its wait and trio look at the kernel once before judging "nothing ready".
-            from trio.testing import wait_all_tasks_blocked
-
-            await wait_all_tasks_blocked()
+            # "Nothing is ready" may only be concluded once trio has looked at the kernel with every watch
+            # registered. trio runs tasks in batches and consults its I/O manager before each batch; a task
+            # it wakes runs in the next batch. So: wait until every watch has made its first call into
+            # trio's wait (which registers the fd before it parks), then checkpoint twice: the first puts
+            # us in the batch after an I/O check, together with the watches that check woke; the second
+            # lets those run (and record readiness) before we look.
+            while not all(w.armed for w in self._watches.values()):
+                await tl.checkpoint()
+            await tl.checkpoint()
+            await tl.checkpoint()
             if not self._events and timeout != 0:
                 await self._block(timeout)
             return self._take_events()[0]
@@ -178,6 +211,7 @@ class TrioPoller(Poller):
     def _start_watch(self, fd: int, direction: int) -> None:
         w = _Watch(fd, direction)
         self._watches[fd, direction] = w
+        self._watches_started += 1
         tl.spawn_system_task(self._watch, w, name=f"multiloop-trio watch fd {fd} "
                                                   f"{'read' if direction == READ else 'write'}")
 
@@ -202,6 +236,7 @@ class TrioPoller(Poller):
         with w.scope:
             while True:
                 try:
+                    w.armed = True
                     await wait(fd)
                     ev = w.direction
                 except trio.BusyResourceError:
@@ -210,11 +245,24 @@ class TrioPoller(Poller):
                                    "%s; the asyncio callback will be called every loop pass", fd,
                                    "readable" if w.direction == READ else "writable")
                     ev = w.direction
-                except (OSError, trio.ClosedResourceError):
-                    ev = ERROR  # EBADF, EPERM, notify_closing: wake every callback of the fd
+                except OSError as exc:
+                    if exc.errno == errno.EPERM:
+                        # The kernel cannot watch this kind of file (/dev/null, character devices that
+                        # fstat cannot tell apart at registration): always ready, as select() says.
+                        ev = w.direction
+                    else:
+                        # EBADF: closed behind the loop's back. Waiting again would fail at once; the core
+                        # drops the fd and reports it.
+                        ev = INVALID
+                        self._invalid += 1
+                except trio.ClosedResourceError:
+                    # notify_closing(): trio code is about to close the fd (still open now). Wake the
+                    # callbacks so they meet what follows; the next wait finds it closed (EBADF, INVALID).
+                    ev = ERROR
                 except Exception:  # noqa: BLE001 - a system task must not raise; report, do not crash trio
                     logger.exception("multiloop-trio: unexpected error waiting for fd %d", fd)
-                    ev = ERROR
+                    ev = INVALID
+                    self._invalid += 1
                 if w.scope.cancel_called:
                     return  # unregistered while the result was in flight: stale
                 self._events[fd] = self._events.get(fd, 0) | ev
@@ -268,7 +316,17 @@ class TrioPoller(Poller):
 
     def _wake_from_token(self) -> None:
         self._wake_requested = False
+        self._wakeups += 1
         self._wake()
+
+    def statistics(self) -> dict[str, int]:
+        """``registered``: fds watched; ``watch_tasks``: trio tasks waiting now (one per fd and direction,
+        while attached to a run); ``watch_tasks_started``: since creation; ``threadsafe_wakeups``: waits
+        ended through the trio token (call_soon_threadsafe, signals); ``invalid_fds``: waits that failed
+        (fd closed behind the loop's back), reported to the core as INVALID."""
+        return {"registered": len(self._interest), "watch_tasks": len(self._watches),
+                "watch_tasks_started": self._watches_started, "threadsafe_wakeups": self._wakeups,
+                "invalid_fds": self._invalid}
 
     async def _block(self, timeout: float | None) -> None:
         if timeout is None:
@@ -495,11 +553,38 @@ def _set_wakeup_fd(fd: int, **kwargs: bool) -> int:
         return signal.set_wakeup_fd(-1)
 
 
+#: (child pid, parent pid) when this process was forked by a thread that was inside ``trio.run``.
+_forked_inside_run: tuple[int, int] | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _forked_inside_run
+    try:
+        tl.current_trio_token()  # the forking thread's state, copied by fork()
+    except RuntimeError:
+        return
+    _forked_inside_run = (os.getpid(), os.getppid())
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _refuse_inside_trio(what: str) -> None:
     try:
         tl.current_trio_token()
     except RuntimeError:
         return
+    forked = _forked_inside_run
+    if forked is not None and forked[0] == os.getpid():
+        raise RuntimeError(
+            f"multiloop trio backend: {what} cannot start trio.run in this thread: this process "
+            f"(pid {forked[0]}) was forked from pid {forked[1]} while this thread was inside trio.run, and trio "
+            f"keeps its 'a run is active' state per thread across fork() with no way to reset it. In the "
+            f"child, run the asyncio code in a new thread (threading.Thread(target=multiloop.run, "
+            f"args=(main(),), kwargs={{'backend': 'trio'}})), or on another backend "
+            f"(multiloop.run(main(), backend='poll')), or start the child with exec instead of a bare fork "
+            f"(subprocess, multiprocessing's 'spawn' or 'forkserver' start method)")
     raise RuntimeError(f"multiloop trio backend: {what} cannot start a new trio.run inside a running trio "
                        f"program; use 'async with multiloop_trio.open_loop()' there instead")
 

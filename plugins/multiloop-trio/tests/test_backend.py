@@ -313,3 +313,31 @@ def test_signal_handler_inside_open_loop():
             return await multiloop_trio.aio_as_trio(aio_main)()
 
     assert trio.run(main) == "usr1"
+
+
+def test_poll_zero_reports_every_fd_that_is_ready_already():
+    """poll(0) may only say "nothing" after trio looked at the kernel with every fd registered."""
+    poller = multiloop_trio.TrioPoller()
+    pairs = [socket.socketpair() for _ in range(20)]
+    try:
+        for a, b in pairs:
+            poller.register(a.fileno(), multiloop.READ)
+            b.send(b"x")
+        ready = dict(poller.poll(0))
+        assert {a.fileno() for a, _ in pairs} == set(ready)
+        assert all(ev & multiloop.READ for ev in ready.values())
+    finally:
+        poller.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
+
+
+def test_production_code_does_not_import_trio_testing():
+    code = ("import sys, socket, multiloop, multiloop_trio; p = multiloop_trio.TrioPoller(); "
+            "a, b = socket.socketpair(); p.register(a.fileno(), multiloop.READ); p.poll(0); p.close(); "
+            "lp = multiloop.new_loop('trio'); lp.run_until_complete(__import__('asyncio').sleep(0)); lp.close(); "
+            "print(sorted(m for m in sys.modules if m.startswith('trio.testing')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
