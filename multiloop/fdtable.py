@@ -107,7 +107,7 @@ class FdTable:
     ``check_usable`` raises the loop's "closed"/"forked" error and is called before anything is added.
     """
 
-    __slots__ = ("entries", "always_ready", "forked", "_owners", "_poller", "_loop", "_backend",
+    __slots__ = ("entries", "always_ready", "forked", "dead", "_owners", "_poller", "_loop", "_backend",
                  "_check_usable")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, poller: Poller, backend: str,
@@ -118,6 +118,9 @@ class FdTable:
         self.always_ready: set[int] = set()
         #: Set in a forked child: forget registrations without telling the (shared) kernel object.
         self.forked = False
+        #: fd -> [READ|WRITE mask, file object] of registrations the core dropped this pass because their fd
+        #: was closed, until the core reports them (see LoopCore._drop_dead_fd); removing one cancels that.
+        self.dead: dict[int, list[Any]] = {}
         self._owners: weakref.WeakValueDictionary[int, FdOwner] = weakref.WeakValueDictionary()
         self._poller = poller
         self._loop = loop
@@ -230,6 +233,7 @@ class FdTable:
                 entry.writer.cancel()
         self.entries.clear()
         self.always_ready.clear()
+        self.dead.clear()
 
     # ---------------------------------------------------------------------------------- ownership
     def claim(self, fd: int, owner: FdOwner) -> None:
@@ -274,4 +278,18 @@ class FdTable:
                 for fd, entry in self.entries.items():
                     if entry.fileobj is fileobj:
                         return fd
+                for fd, record in self.dead.items():
+                    if record[1] is fileobj:
+                        return fd
             raise
+
+    def settle_dead(self, fd: int, direction: int) -> bool:
+        """The owner removes ``direction`` of a registration dropped this pass as dead: it was cleaning up,
+        not leaking; True if that direction was registered. Once no direction is left, no report is made."""
+        record = self.dead.get(fd)
+        if record is None or not record[0] & direction:
+            return False
+        record[0] &= ~direction
+        if not record[0]:
+            del self.dead[fd]
+        return True
