@@ -71,3 +71,16 @@ def test_non_socket_paths_tls_timeouts_and_close_on_exec(backend):
     figures = run("security", backend)
     assert len(figures["non_socket_kinds_left_intact"]) >= 5
     assert "socket" in figures["fds_checked"]
+
+
+def test_idle_memory_counts_every_connection_and_attributes_its_bytes(backend):
+    # The figure itself (bytes per idle connection against stock) is reported by
+    # ``python -m multiloop.reliability.idle_memory`` and recorded in docs/reliability.md; here: the tool
+    # counts what it says it counts, so a change that breaks it is seen in CI.
+    from multiloop.reliability.idle_memory import run_worker
+
+    result = run_worker(backend, 40)
+    assert result["connections"] == 40
+    breakdown = result["breakdown_per_connection"]
+    assert breakdown["transport"] > 0 and breakdown["socket"] > 0
+    assert sum(breakdown.values()) == pytest.approx(result["bytes_per_connection"], abs=1)
