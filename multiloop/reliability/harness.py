@@ -35,11 +35,16 @@ from types import ModuleType
 from typing import Any
 
 import multiloop
+from multiloop.backend import Capability
 
 #: Every scenario module, in the order reports list them.
 SCENARIOS = ("load", "emfile", "slow_readers", "bad_peers", "slowloris", "misbehaving", "hostile", "fork",
              "security")
 SIZES = ("ci", "soak")
+
+#: On a backend without the ``unlimited_fds`` capability (select: fds below FD_SETSIZE, 1024), a scenario's
+#: size parameters named in its ``FD_HUNGRY`` are capped here: each connection is two fds in this process.
+LIMITED_FDS_CAP = 400
 
 #: An idle loop makes a pass or two per second; more than this while idle is a spin.
 IDLE_PASSES_PER_SECOND_LIMIT = 50.0
@@ -203,11 +208,21 @@ def run_scenario(name: str, backend: str, size: str = "ci", seed: int | None = N
     return run_in_process(module, backend, size, seed)
 
 
+def _limited_fds(backend: str) -> bool:
+    info = next((b for b in multiloop.backends() if b.name == backend), None)
+    return info is not None and Capability.UNLIMITED_FDS not in info.capabilities
+
+
 def run_in_process(module: ModuleType, backend: str, size: str, seed: int) -> Result:
     name = module.__name__.rsplit(".", 1)[-1]
     result = Result(scenario=name, backend=backend, size=size, seed=seed)
     params = dict(module.SIZES[size])
     start = time.monotonic()
+    limited = _limited_fds(backend)
+    for key in getattr(module, "FD_HUNGRY", ()) if limited else ():
+        if params[key] > LIMITED_FDS_CAP:
+            params[key] = LIMITED_FDS_CAP
+            result.figures[f"{key}_capped_to"] = LIMITED_FDS_CAP  # an FD_SETSIZE backend: see LIMITED_FDS_CAP
     gc.collect()
     before = open_fds()
     try:

@@ -30,6 +30,9 @@ from typing import Any
 
 from .harness import Context, latency_figures
 
+#: Capped on an FD_SETSIZE backend (see harness.LIMITED_FDS_CAP).
+FD_HUNGRY = ("concurrency",)
+
 SIZES = {
     "ci": {"connections": 600, "concurrency": 300, "messages": 6, "max_message": 256 * 1024, "timeout": 90},
     "soak": {"connections": 5000, "concurrency": 5000, "messages": 8, "max_message": 256 * 1024,

@@ -26,6 +26,9 @@ from typing import Any
 
 from .harness import Context, latency_figures
 
+#: Capped on an FD_SETSIZE backend (see harness.LIMITED_FDS_CAP).
+FD_HUNGRY = ("idle",)
+
 SIZES = {
     "ci": {"idle": 300, "requests": 200, "timeout": 90},
     "soak": {"idle": 5000, "requests": 5000, "timeout": 900},
