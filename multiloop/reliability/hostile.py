@@ -74,6 +74,9 @@ class _Env:
         self.slots: list[tuple[socket.socket, socket.socket] | None] = [None] * _SLOTS
         self.closed: list[socket.socket] = []  # sockets closed while (maybe) registered
         self.dups: list[int] = []
+        # Junk that names an open fd all the same (True is fd 1; a fileno() of "7" is fd 7, as in stock's
+        # selectors) and was registered: some other file of this process, maybe always writable.
+        self.junk_added: list[Any] = []
         self.calls = 0
         self.errors: Counter[str] = Counter()
         self.violations: list[str] = []
@@ -110,6 +113,8 @@ class _Env:
         try:
             if method.startswith("add"):
                 getattr(self.loop, method)(target, callback)
+                if any(target is junk for junk in _JUNK):
+                    self.junk_added.append(target)
             else:
                 getattr(self.loop, method)(target)
         except _ALLOWED as exc:
@@ -168,13 +173,20 @@ class _Env:
 
     def forget_live(self) -> None:
         """Remove what is registered for the open sockets and dups: a writable socket's writer (or a readable
-        one's reader) runs on every pass by design. What stays is registered for closed fds only."""
+        one's reader) runs on every pass by design, as does one registered through junk that names another
+        open fd of this process. What stays is registered for closed fds only."""
         if self.loop.is_closed():
             return
         live: list[Any] = [pair[0] for pair in self.slots if pair is not None] + self.dups
         for target in live:
             self.loop.remove_reader(target)
             self.loop.remove_writer(target)
+        for target in self.junk_added:  # its fd may since have been closed: then removing is an error
+            for remove in (self.loop.remove_reader, self.loop.remove_writer):
+                try:
+                    remove(target)
+                except _ALLOWED:
+                    pass
 
     def run(self, seconds: float, *, spin_check: bool = True) -> None:
         """Run the loop for ``seconds``; it must not raise, and (``spin_check``) not spin: after a first
