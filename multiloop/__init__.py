@@ -44,7 +44,7 @@ from .registry import BackendInfo, BrokenPlugin
 from .stats import LoopStats
 
 if TYPE_CHECKING:
-    from .api import EventLoopPolicy as EventLoopPolicy
+    from .policy import EventLoopPolicy as EventLoopPolicy
 
 __version__ = "0.1.0"
 

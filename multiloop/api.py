@@ -1,12 +1,13 @@
-"""The public entry points: make a loop, run a coroutine, plug into asyncio.Runner / anyio / policies
-(``EventLoopPolicy``, built on first use by :mod:`multiloop.policy`)."""
+"""The public entry points: make a loop, run a coroutine, plug into asyncio.Runner and anyio.
+
+(``multiloop.EventLoopPolicy``, for code that still uses policies, lives in :mod:`multiloop.policy`.)"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .loop import EventLoop
 from .registry import BackendInfo, get_registry
@@ -45,19 +46,6 @@ def run(main: Coroutine[Any, Any, T], *, backend: str | None = None, debug: bool
     factory = loop_factory(backend, require=require, avoid=avoid)
     with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
         return runner.run(main)
-
-
-if TYPE_CHECKING:
-    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
-        def __init__(self, backend: str | None = None, **kwargs: Any) -> None: ...
-
-
-def __getattr__(name: str) -> Any:
-    # EventLoopPolicy is built on first use: asyncio deprecates its policy base class in 3.14 (see policy.py).
-    if name == "EventLoopPolicy":
-        from .policy import event_loop_policy_class
-        return event_loop_policy_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def backends() -> list[BackendInfo]:

@@ -20,12 +20,17 @@ import asyncio
 import sys
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 POLICIES_DEPRECATED = sys.version_info >= (3, 14)
 
 _lock = threading.Lock()
 _built: type | None = None
+
+
+if TYPE_CHECKING:
+    class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+        def __init__(self, backend: str | None = None, **kwargs: Any) -> None: ...
 
 
 def _asyncio_default_policy() -> Any:

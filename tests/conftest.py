@@ -14,6 +14,7 @@ import socket
 import pytest
 
 import multiloop
+from multiloop.kit.harness import open_fds
 
 
 def backends_under_test() -> list[str]:
@@ -24,23 +25,6 @@ def backends_under_test() -> list[str]:
 
 
 BACKENDS = backends_under_test()
-
-
-FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"  # Linux; macOS/BSD (fdescfs)
-
-
-def open_fds() -> dict[int, str]:
-    """fd -> what it points at (readlink on Linux; the fd's type elsewhere)."""
-    result = {}
-    for name in os.listdir(FD_DIR):
-        try:
-            result[int(name)] = os.readlink(f"{FD_DIR}/{name}")
-        except OSError:
-            try:
-                result[int(name)] = str(os.fstat(int(name)).st_mode)
-            except OSError:
-                pass  # the listing's own fd, gone already
-    return result
 
 
 def assert_no_fd_leak(before: dict[int, str]) -> None:

@@ -47,7 +47,7 @@ def test_event_loop_policy_class_is_built_once_for_those_who_ask_without_a_warni
     code = ("import multiloop, asyncio\n"
             "P = multiloop.EventLoopPolicy\n"
             "from multiloop import EventLoopPolicy\n"
-            "assert P is EventLoopPolicy is multiloop.api.EventLoopPolicy\n"
+            "assert P is EventLoopPolicy is multiloop.policy.event_loop_policy_class()\n"
             "loop = P('poll').new_event_loop(); assert loop.backend == 'poll'; loop.close()\n"
             "print(P.__module__, P.__qualname__)")
     proc = run_python("-c", code)

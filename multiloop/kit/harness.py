@@ -85,7 +85,8 @@ def check(level: str, *, quick: bool = False) -> Callable[[Callable[[Harness], N
     return register
 
 
-def _open_fds() -> dict[int, str]:
+def open_fds() -> dict[int, str]:
+    """fd -> what it points at (readlink on Linux; the fd's type on macOS/BSD, through fdescfs)."""
     fd_dir = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
     result = {}
     for name in os.listdir(fd_dir):
@@ -107,7 +108,7 @@ class Harness:
         self.descriptor: Backend = get_registry().get(backend)
         self.capabilities = self.descriptor.capabilities
         self._cleanups: list[Callable[[], Any]] = []
-        self._fds_before = _open_fds() if check_fds else None
+        self._fds_before = open_fds() if check_fds else None
 
     # -- failing -------------------------------------------------------------------------------------------
     def fail(self, message: str) -> None:
@@ -213,7 +214,7 @@ class Harness:
             raise CheckFailure(f"cleaning up failed: {type(errors[0]).__name__}: {errors[0]}") from errors[0]
         if self._fds_before is not None:
             gc.collect()
-            leaked = {fd: what for fd, what in _open_fds().items() if fd not in self._fds_before}
+            leaked = {fd: what for fd, what in open_fds().items() if fd not in self._fds_before}
             if leaked:
                 # Left open: closing an fd some object still owns would close whatever reuses its number
                 # when that object is finalised. The next check's snapshot includes them.

@@ -267,16 +267,16 @@ def poller_never_keeps_reporting_a_closed_fd_as_ready(t: Harness) -> None:
 @check("poller")
 def poller_close_releases_everything(t: Harness) -> None:
     """close() releases the poller's kernel objects: no fd stays open."""
-    from .harness import _open_fds
+    from .harness import open_fds
 
     a, _ = t.socketpair()
-    before = _open_fds()
+    before = open_fds()
     poller = t.descriptor.factory()
     poller.register(a.fileno(), READ | WRITE)
     poller.poll(0)
     poller.unregister(a.fileno())
     poller.close()
-    leaked = {fd: what for fd, what in _open_fds().items() if fd not in before}
+    leaked = {fd: what for fd, what in open_fds().items() if fd not in before}
     t.expect(not leaked, f"after Poller.close() these fds were still open: {leaked}")
 
 

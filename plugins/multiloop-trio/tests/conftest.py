@@ -7,9 +7,10 @@ installed (tox's select/poll/epoll cells): there the whole directory is skipped,
 from __future__ import annotations
 
 import gc
-import os
 
 import pytest
+
+from multiloop.kit.harness import open_fds
 
 try:
     import multiloop_trio  # noqa: F401
@@ -20,19 +21,6 @@ except ImportError:
     def pytest_report_header() -> str:
         return ("multiloop-trio is not installed: plugins/multiloop-trio/tests not collected (tox's trio and "
                 "all environments install it and run them)")
-
-FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
-
-
-def open_fds() -> dict[int, str]:
-    result = {}
-    for name in os.listdir(FD_DIR):
-        try:
-            result[int(name)] = os.readlink(f"{FD_DIR}/{name}")
-        except OSError:
-            pass
-    return result
-
 
 @pytest.fixture(autouse=True)
 def no_fd_leak():
