@@ -36,6 +36,7 @@ from typing import Any
 
 import multiloop
 from multiloop.backend import Capability
+from multiloop.kit.harness import open_fds  # fd -> what it points at (one helper for every leak check)
 
 #: Every scenario module, in the order reports list them.
 SCENARIOS = ("load", "emfile", "slow_readers", "bad_peers", "slowloris", "misbehaving", "hostile", "fork",
@@ -50,25 +51,8 @@ LIMITED_FDS_CAP = 400
 IDLE_PASSES_PER_SECOND_LIMIT = 50.0
 IDLE_SECONDS = 0.5
 
-_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
-
 
 # ------------------------------------------------------------------------------------------ figures
-def open_fds() -> dict[int, str]:
-    """fd -> what it points at (Linux), or its mode (elsewhere)."""
-    result = {}
-    for name in os.listdir(_FD_DIR):
-        fd = int(name)
-        try:
-            result[fd] = os.readlink(f"{_FD_DIR}/{name}")
-        except OSError:
-            try:
-                result[fd] = str(os.fstat(fd).st_mode)
-            except OSError:
-                pass  # the listing's own fd, closed already
-    return result
-
-
 def peak_rss_bytes() -> int:
     """The process's peak resident set size (ru_maxrss: KiB on Linux/BSD, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
