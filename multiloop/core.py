@@ -632,8 +632,16 @@ class LoopCore(_CoreState, LoopServices):
     def _drop_dead_fd(self, fd: int, entry: FdEntry) -> None:
         """The backend says ``fd`` is not open any more (INVALID): it was closed behind the loop's back,
         with its reader/writer still registered. Waking the callbacks cannot help (each would meet EBADF,
-        forever), so drop the registration, cancel the callbacks and report it once."""
+        forever), so drop the registration and cancel the callbacks now, and report it once -- unless its
+        owner removes it later in this same pass.
+
+        Why the report waits: closing a socket and removing its reader one pass later is ordinary clean-up
+        (anyio closes a socket while a receive waits, and the waiting future's done callback, queued by the
+        close, removes the reader in the next pass). poll() reports the closed fd at the start of that very
+        pass. The registration is dropped at once either way (no spin); the report, queued behind the
+        callbacks already waiting, is made only if nobody removed the registration meanwhile."""
         self._stats[3] += 1
+        record = self._fdtable.dead[fd] = [entry.mask, entry.fileobj]
         reader, writer = entry.reader, entry.writer
         callbacks = [h for h in (reader, writer) if h is not None]
         what = " and ".join(f"{kind} {h!r}" for kind, h in (("reader", reader), ("writer", writer))
@@ -657,7 +665,12 @@ class LoopCore(_CoreState, LoopServices):
         if callbacks:
             context["handle"] = callbacks[0]
         context.update(context_callbacks)
-        self.call_exception_handler(context)
+        self._ready.append(_Handle(self._report_dead_fd, (fd, record, context), self, None))
+
+    def _report_dead_fd(self, fd: int, record: list[Any], context: dict[str, Any]) -> None:
+        if self._fdtable.dead.get(fd) is record:  # not removed by its owner meanwhile
+            del self._fdtable.dead[fd]
+            self.call_exception_handler(context)
 
     def _run_handle_debug(self, handle: asyncio.Handle) -> None:
         self._current_handle = handle
@@ -869,18 +882,24 @@ class LoopCore(_CoreState, LoopServices):
         fileno = fdtable.public_fd(fd)
         _check_callback(callback, "add_reader")
         fdtable.add_reader(fileno, callback, *args)
+        fdtable.remember_file(fileno, fd)
 
     def add_writer(self, fd: Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> None:
         fdtable = self._fdtable
         fileno = fdtable.public_fd(fd)
         _check_callback(callback, "add_writer")
         fdtable.add_writer(fileno, callback, *args)
+        fdtable.remember_file(fileno, fd)
 
     def remove_reader(self, fd: Any) -> bool:
-        return self._fdtable.remove_reader(self._fdtable.public_fd(fd))
+        fdtable = self._fdtable
+        fileno = fdtable.public_fd_to_remove(fd)
+        return fdtable.remove_reader(fileno) or (bool(fdtable.dead) and fdtable.settle_dead(fileno, READ))
 
     def remove_writer(self, fd: Any) -> bool:
-        return self._fdtable.remove_writer(self._fdtable.public_fd(fd))
+        fdtable = self._fdtable
+        fileno = fdtable.public_fd_to_remove(fd)
+        return fdtable.remove_writer(fileno) or (bool(fdtable.dead) and fdtable.settle_dead(fileno, WRITE))
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not self._closed and not self._forked:

@@ -7,12 +7,14 @@ cdef class FdEntry:
     cdef public object reader
     cdef public object writer
     cdef public int mask
+    cdef public object fileobj
 
 
 cdef class FdTable:
     cdef readonly dict entries
     cdef readonly set always_ready
     cdef public bint forked
+    cdef readonly dict dead
     cdef object _owners
     cdef object _poller
     cdef object _loop

@@ -16,6 +16,10 @@ Facts that shape it:
 - In a process forked from the loop's, an epoll/kqueue object is shared with the parent: unregistering an fd
   here would remove the *parent's* registration. After a fork the table only forgets, it never tells the
   backend.
+- A closed socket's ``fileno()`` is -1, yet code closes a socket and then calls ``remove_reader(sock)`` for
+  it (anyio does, when a socket is closed while a receive waits). Stock asyncio's selector finds such an
+  object by identity among its registrations. The public API therefore remembers the object it was given
+  (:attr:`FdEntry.fileobj`) and the public removal looks a closed one up by identity.
 
 Design: the core owns one :class:`FdTable` (``loop._fdtable``, declared in :mod:`multiloop.seams`) and reads
 :attr:`FdTable.entries` and :attr:`FdTable.always_ready` directly on its hot path; those two containers are
@@ -37,7 +41,7 @@ except ImportError:  # running as plain Python without Cython installed
     from . import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
 
 from .backend import READ, WRITE, Poller
-from .errors import PollerError, UnpollableFdError
+from .errors import BadFdError, PollerError, UnpollableFdError
 
 if TYPE_CHECKING:
     from .seams import FdOwner
@@ -51,6 +55,15 @@ class InvalidFdError(PollerError, ValueError):
     """Not something that names an open file descriptor. A ValueError, as stock asyncio raises."""
 
 
+class FdOutOfRangeError(InvalidFdError, OverflowError):
+    """An int too large to be a file descriptor (a C int). Also an OverflowError: what the kernel interfaces
+    raise for it, and what stock asyncio lets through."""
+
+
+# File descriptors are C ints: the kernel interfaces cannot even take a larger number.
+_FD_MAX = 2**31 - 1
+
+
 class FdEntry:
     """What the loop wants from one fd: the reader and writer handles and the registered READ|WRITE mask.
 
@@ -58,12 +71,14 @@ class FdEntry:
     fields directly, which is why this is a slotted class rather than a tuple (no re-allocation on every
     change)."""
 
-    __slots__ = ("reader", "writer", "mask")
+    __slots__ = ("reader", "writer", "mask", "fileobj")
 
     def __init__(self, mask: int) -> None:
         self.reader: asyncio.Handle | None = None
         self.writer: asyncio.Handle | None = None
         self.mask = mask
+        #: The object (not an int) the public add_reader/add_writer was given for this fd, if any.
+        self.fileobj: object = None
 
     def __repr__(self) -> str:
         return f"FdEntry(mask={self.mask}, reader={self.reader!r}, writer={self.writer!r})"
@@ -86,6 +101,9 @@ def fileobj_to_fd(fileobj: Any, backend: str) -> int:
     if fd < 0:
         raise InvalidFdError(f"{backend}: Invalid file descriptor: {fd} (negative; a closed socket's "
                              f"fileno() is -1)", backend=backend, fd=fd, errno=errno.EBADF)
+    if fd > _FD_MAX:
+        raise FdOutOfRangeError(f"{backend}: Invalid file descriptor: {fd} (larger than any file descriptor, "
+                                f"{_FD_MAX})", backend=backend, fd=fd, errno=errno.EBADF)
     return fd
 
 
@@ -96,7 +114,7 @@ class FdTable:
     ``check_usable`` raises the loop's "closed"/"forked" error and is called before anything is added.
     """
 
-    __slots__ = ("entries", "always_ready", "forked", "_owners", "_poller", "_loop", "_backend",
+    __slots__ = ("entries", "always_ready", "forked", "dead", "_owners", "_poller", "_loop", "_backend",
                  "_check_usable")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, poller: Poller, backend: str,
@@ -107,6 +125,9 @@ class FdTable:
         self.always_ready: set[int] = set()
         #: Set in a forked child: forget registrations without telling the (shared) kernel object.
         self.forked = False
+        #: fd -> [READ|WRITE mask, file object] of registrations the core dropped this pass because their fd
+        #: was closed, until the core reports them (see LoopCore._drop_dead_fd); removing one cancels that.
+        self.dead: dict[int, list[Any]] = {}
         self._owners: weakref.WeakValueDictionary[int, FdOwner] = weakref.WeakValueDictionary()
         self._poller = poller
         self._loop = loop
@@ -202,6 +223,11 @@ class FdTable:
         try:
             if not self.forked:
                 self._tell_backend(fd, entry, mask)
+        except BadFdError:
+            # Closed already (a socket closed before its reader was removed): the kernel watches it no
+            # more, which is what removing asked for; the other direction, if any, stays in the table
+            # until it is removed too.
+            pass
         finally:
             if not mask:
                 self.always_ready.discard(fd)
@@ -218,6 +244,7 @@ class FdTable:
                 entry.writer.cancel()
         self.entries.clear()
         self.always_ready.clear()
+        self.dead.clear()
 
     # ---------------------------------------------------------------------------------- ownership
     def claim(self, fd: int, owner: FdOwner) -> None:
@@ -243,3 +270,37 @@ class FdTable:
         fd = fileobj_to_fd(fileobj, self._backend)
         self.check_unowned(fd, fileobj)
         return fd
+
+    def remember_file(self, fd: int, fileobj: Any) -> None:
+        """The public API registered ``fd`` as ``fileobj``: keep the object, so that removing it still works
+        once it is closed (see the module docstring)."""
+        if not isinstance(fileobj, int):
+            entry = self.entries.get(fd)
+            if entry is not None:
+                entry.fileobj = fileobj
+
+    def public_fd_to_remove(self, fileobj: Any) -> int:
+        """:meth:`public_fd` for the public ``remove_reader``/``remove_writer``: a file object that no longer
+        has an fd (closed) is found among the registrations by identity, as stock asyncio's selector does."""
+        try:
+            return self.public_fd(fileobj)
+        except InvalidFdError:
+            if hasattr(fileobj, "fileno"):  # a file object, closed now (never None or an int)
+                for fd, entry in self.entries.items():
+                    if entry.fileobj is fileobj:
+                        return fd
+                for fd, record in self.dead.items():
+                    if record[1] is fileobj:
+                        return fd
+            raise
+
+    def settle_dead(self, fd: int, direction: int) -> bool:
+        """The owner removes ``direction`` of a registration dropped this pass as dead: it was cleaning up,
+        not leaking; True if that direction was registered. Once no direction is left, no report is made."""
+        record = self.dead.get(fd)
+        if record is None or not record[0] & direction:
+            return False
+        record[0] &= ~direction
+        if not record[0]:
+            del self.dead[fd]
+        return True

@@ -238,3 +238,22 @@ def test_invalid_and_error_are_poll2s_bits_and_distinct():
     assert multiloop.ERROR == select.POLLERR | select.POLLHUP
     assert not multiloop.ERROR & multiloop.INVALID
     assert (multiloop.READ, multiloop.WRITE) == (select.POLLIN, select.POLLOUT)
+
+
+def test_fds_closed_between_runs_are_dropped_before_their_numbers_can_be_reused(loop, run, errors, backend):
+    # Closed while the loop was not running, with their writers registered. A backend that opens files when a
+    # run starts (trio: each run_until_complete is a trio.run, with its own epoll fd and wake-up sockets)
+    # must not let those files take the numbers and be watched by the stale registrations: a writable
+    # wake-up socket under a stale writer runs it on every pass, with nothing reported.
+    run(asyncio.sleep(0))
+    pairs = [socket.socketpair() for _ in range(4)]
+    fds = [s.fileno() for pair in pairs for s in pair]
+    for fd in fds:
+        loop.add_writer(fd, lambda: None)
+    for a, b in pairs:
+        a.close()
+        b.close()
+    assert passes_while_idle(loop, run) <= IDLE_PASSES
+    assert all(len(reports_about(errors, fd)) == (1 if backend in KERNEL_REPORTS_CLOSED else 0) for fd in fds)
+    for fd in fds:
+        loop.remove_writer(fd)

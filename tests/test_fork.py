@@ -183,6 +183,31 @@ def test_parent_registrations_survive_the_child_closing_its_copy(loop, run):
         os.close(w)
 
 
+def test_parent_registrations_survive_a_child_forked_inside_a_callback_closing_its_copy(loop, run):
+    # Forked while the loop runs, the child's copy holds the backend's live waits (trio: tasks whose
+    # cancellation would update the epoll object the child shares with the parent).
+    r, w = os.pipe()
+    got = loop.create_future()
+    loop.add_reader(r, lambda: got.done() or got.set_result(os.read(r, 10)))
+
+    def child():
+        loop.close()
+        return "closed"
+
+    async def main():
+        await asyncio.sleep(0)  # the reader is being waited for
+        assert in_child(child) == "closed"
+        os.write(w, b"after")
+        return await got
+
+    try:
+        assert run(main()) == b"after"
+        loop.remove_reader(r)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_child_does_not_inherit_the_parents_signal_wakeup_or_handlers(loop, run):
     saved = signal.getsignal(signal.SIGUSR1)
     loop.add_signal_handler(signal.SIGUSR1, lambda: None)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import socket
+import weakref
 
 import pytest
 
@@ -340,6 +342,45 @@ def test_connect_accepted_socket(loop, run, echo_protocol):
         await asyncio.sleep(0)
 
     run(main())
+
+
+class _Marker:
+    """Hung on an exception: its weak reference dies when the exception does."""
+
+
+@pytest.mark.parametrize("how", ["sock_connect", "create_connection", "happy_eyeballs", "all_errors"])
+def test_a_failed_connection_leaves_its_exception_in_no_reference_cycle(loop, run, how):
+    # The exception's traceback holds the frames it went through; a frame that still holds the exception
+    # (through a future or an error list) makes a cycle that only the garbage collector can free, keeping
+    # everything those frames hold alive until then (CPython gh-124859; anyio's happy eyeballs test).
+    port = refused_port()
+
+    async def attempt():
+        if how == "sock_connect":
+            with socket.socket() as sock:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, ("127.0.0.1", port))
+        else:
+            await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, all_errors=how == "all_errors",
+                                         happy_eyeballs_delay=0.25 if how == "happy_eyeballs" else None)
+
+    async def main():
+        try:
+            await attempt()
+        except (OSError, ExceptionGroup) as exc:
+            marker = _Marker()
+            exc.marker = marker
+            return weakref.ref(marker)
+        raise AssertionError("the connection did not fail")
+
+    gc.collect()
+    gc.disable()
+    try:
+        ref = run(main())
+        loop.run_until_complete(asyncio.sleep(0))
+        assert ref() is None, "the exception is kept alive by a reference cycle"
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("all_errors", [False, True])

@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 
 #: Subcommand modules, in the order ``--help`` lists them. The first one is the default command.
-COMMANDS = ("info", "run", "bench", "check-backend")
+COMMANDS = ("info", "run", "bench", "check-backend", "soak")
 
 
 def _load(name: str) -> ModuleType:

@@ -5,9 +5,16 @@ Facts:
   would cost one loop pass per connection under a burst. We accept up to ``backlog`` per event.
 - When the process is out of descriptors (EMFILE/ENFILE) or the kernel out of memory (ENOBUFS/ENOMEM),
   ``accept`` fails while the connection stays queued, so a level-triggered backend reports the socket ready
-  again at once: the loop would spin at 100 % CPU. We stop watching the socket, tell the exception handler,
-  and watch it again after ``ACCEPT_RETRY_DELAY`` seconds (stock asyncio's 1 s), so the server survives
-  descriptor exhaustion and serves again once fds are free.
+  again at once: the loop would spin at 100 % CPU. We stop watching the socket (a *pause*), tell the
+  exception handler once, and retry after ``ACCEPT_RETRY_DELAY`` seconds (stock asyncio's 1 s), so the server
+  survives descriptor exhaustion.
+- A retry accepts at once instead of re-arming the socket and waiting for the next readiness report: the
+  connections are queued already. A retry that fails again starts a new pause (reported again: at most one
+  report per delay, never a spin).
+- Under a connection flood the descriptors that come free first are usually the server's own: its
+  connections end. Each time one of them ends during a pause, the paused sockets retry at once (once per
+  loop pass however many ended, silently if still out of descriptors), so a flood that stops is served again
+  without waiting out the delay. Descriptors freed elsewhere are found by the timed retry.
 - Stock asyncio starts a Task per accepted connection. A plain TCP connection needs none: the protocol and
   transport are created right in the accept callback, through the loop's transport factories
   (``_make_socket_transport``, or ``_wrap_tls`` for TLS, where a callback on the handshake waiter closes
@@ -65,15 +72,19 @@ _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.
 
 
 class _Listener:
-    """One listening socket of a server: its accept callback and its pause-on-exhaustion timer."""
+    """One listening socket of a server: its accept callback and its pause on resource exhaustion.
 
-    __slots__ = ("sock", "fd", "server", "retry", "unix_path", "unix_ino", "__weakref__")
+    ``retry`` is the timer of the current pause (None: not paused). ``starved``: the last accept attempt
+    failed for lack of descriptors or memory."""
+
+    __slots__ = ("sock", "fd", "server", "retry", "starved", "unix_path", "unix_ino", "__weakref__")
 
     def __init__(self, server: Server, sock: socket.socket) -> None:
         self.sock = sock
         self.fd = sock.fileno()
         self.server = server
         self.retry: asyncio.TimerHandle | None = None
+        self.starved = False
         self.unix_path: Any = None  # set when the socket file should be unlinked on close (cleanup_socket)
         self.unix_ino = 0
 
@@ -118,13 +129,35 @@ class _Listener:
                 return  # a protocol factory closed the server: this socket is closed now
 
     def _pause(self, exc: OSError) -> None:
+        self.starved = True
         loop = self.server._loop
+        # Level-triggered backends would report the queued connection again at once: stop watching.
+        loop._fdtable.remove_reader(self.fd)
+        if self.retry is not None:
+            return  # an early retry found nothing free yet: this pause goes on (and was reported)
         loop.call_exception_handler({
             "message": "socket.accept() out of system resource",
             "exception": exc, "socket": wrap_socket(self.sock)})
-        # Level-triggered backends would report the queued connection again at once: stop watching.
-        loop._fdtable.remove_reader(self.fd)
-        self.retry = loop.call_later(ACCEPT_RETRY_DELAY, self.start)
+        self.retry = loop.call_later(ACCEPT_RETRY_DELAY, self._retry_after_delay)
+        self.server._listener_paused()
+
+    def _try_accepting(self) -> None:
+        """Watch the socket again and accept what is queued now, without waiting for a readiness report."""
+        self.starved = False
+        self.server._loop._fdtable.add_reader(self.fd, self.on_readable)
+        self.on_readable()
+        if not self.starved and self.retry is not None:  # resumed before the delay was over
+            self.retry.cancel()
+            self.retry = None
+
+    def _retry_after_delay(self) -> None:
+        self.retry = None  # a failure now is a new pause, reported again
+        self._try_accepting()
+
+    def retry_early(self) -> None:
+        """A descriptor came free (a connection of this server ended): if paused, try accepting now."""
+        if self.retry is not None and self.server._serving:
+            self._try_accepting()
 
     def close(self) -> None:
         self.stop()
@@ -150,7 +183,7 @@ class Connections:
     (:class:`multiloop.seams.ConnectionTracker`). Waiters wake once the server is closed and the last
     connection has detached, in either order."""
 
-    __slots__ = ("clients", "anonymous", "waiters", "server_closed")
+    __slots__ = ("clients", "anonymous", "waiters", "server_closed", "on_detach")
 
     def __init__(self) -> None:
         # Weak: a transport the user dropped must still be collectable (and warn "unclosed transport").
@@ -159,6 +192,8 @@ class Connections:
         # None once woken: "closed and empty", wait_closed returns at once.
         self.waiters: list[asyncio.Future[None]] | None = []
         self.server_closed = False
+        #: Called after each detach while the server wants to know (a listener is paused, out of descriptors).
+        self.on_detach: Callable[[], None] | None = None
 
     def attach(self, transport: asyncio.BaseTransport | None) -> None:
         if transport is None:
@@ -174,6 +209,8 @@ class Connections:
         else:
             self.clients.discard(transport)
         self._wake_if_done()
+        if self.on_detach is not None:
+            self.on_detach()
 
     def close(self) -> None:
         """The server stopped listening: waiters wake now, or when the last connection detaches."""
@@ -210,6 +247,7 @@ class Server(asyncio.AbstractServer):
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
+        self._early_retry: asyncio.Handle | None = None
         self._context = contextvars.copy_context() if CONNECTIONS_IN_SERVER_CONTEXT else None
 
     def __repr__(self) -> str:
@@ -257,6 +295,24 @@ class Server(asyncio.AbstractServer):
                 context["transport"] = transport
             loop.call_exception_handler(context)
 
+    # ------------------------------------------------------------------ out of descriptors (see the docstring)
+    def _listener_paused(self) -> None:
+        self._connections.on_detach = self._connection_ended
+
+    def _connection_ended(self) -> None:
+        # Once per loop pass however many connections end in it: each retry costs accept() calls.
+        if self._early_retry is None:
+            self._early_retry = self._loop.call_soon(self._retry_paused_listeners)
+
+    def _retry_paused_listeners(self) -> None:
+        self._early_retry = None
+        paused = False
+        for listener in self._listeners or ():
+            listener.retry_early()
+            paused = paused or listener.retry is not None
+        if not paused:
+            self._connections.on_detach = None
+
     # ------------------------------------------------------------------------------------ serving
     def _start_serving(self) -> None:
         if self._serving or self._listeners is None:
@@ -293,6 +349,10 @@ class Server(asyncio.AbstractServer):
         for listener in listeners:
             listener.close()
         self._serving = False
+        self._connections.on_detach = None
+        if self._early_retry is not None:
+            self._early_retry.cancel()
+            self._early_retry = None
         fut, self._serving_forever_fut = self._serving_forever_fut, None
         if fut is not None and not fut.done():
             fut.cancel()

@@ -36,7 +36,8 @@ Design:
   around ``open_loop`` must not stop I/O that asyncio tasks still need while they shut down.
 - ``register``/``modify``/``unregister`` keep the interest table (``_interest``) and start or cancel watches
   when the poller is *attached* to a trio run; ``_attach`` starts watches for everything already
-  registered, ``_detach`` cancels them. In ``drive`` (``loop.run_forever``) each run is its own
+  registered (except fds closed since the last run, reported INVALID: ``drive`` finds them before
+  ``trio.run`` opens files that may take their numbers), ``_detach`` cancels them. In ``drive`` (``loop.run_forever``) each run is its own
   ``trio.run``; inside ``open_loop`` the poller is attached to the caller's run.
 - ``_run_passes`` is the loop: ask the core how long it may wait, wait (a parked task with a trio deadline,
   woken by a watch or the waker), hand the events to the core, re-arm the watches that reported.
@@ -124,6 +125,7 @@ class TrioPoller(Poller):
         self._sleeper: Any = None
         self._wake_requested = False
         self._attached = False
+        self._attached_pid = 0
         self._driving = False
         self._drive_stop_waiters: set[trio.Event] = set()
         self._in_asyncio = False
@@ -133,6 +135,7 @@ class TrioPoller(Poller):
         self._watches_started = 0
         self._wakeups = 0
         self._invalid = 0
+        self._closed_before_run: set[int] = set()
 
     # ---------------------------------------------------------------------------------- registration
     def register(self, fd: int, events: int) -> None:
@@ -163,7 +166,17 @@ class TrioPoller(Poller):
 
     def close(self) -> None:
         if self._attached:
-            self._detach()
+            if os.getpid() != self._attached_pid:
+                # A forked child closing its copy: the watches are copies of the parent's trio tasks, and
+                # cancelling one runs trio's abort callback, which updates the epoll/kqueue object the child
+                # shares with the parent (it would delete the parent's registrations). Forget them instead.
+                self._watches.clear()
+                self._attached = False
+                self._token = self._nursery = self._sleeper = None
+                if current_poller() is self:
+                    _local.poller = None
+            else:
+                self._detach()
         self._interest.clear()
         self._events.clear()
 
@@ -340,6 +353,7 @@ class TrioPoller(Poller):
         if current_poller() is not None:
             raise RuntimeError("another multiloop trio loop is already running in this trio run")
         self._token = tl.current_trio_token()
+        self._attached_pid = os.getpid()
         self._wake_requested = False  # a request left over from an earlier run will never be answered
         self._nursery = nursery
         self._attached = True
@@ -347,7 +361,12 @@ class TrioPoller(Poller):
         if aio_hooks is not None:
             self._saved_hooks = sys.get_asyncgen_hooks()
             self._install_asyncgen_hooks(aio_hooks, trio_hooks)
+        closed, self._closed_before_run = self._closed_before_run, set()
         for fd, mask in self._interest.items():
+            if fd in closed:  # see drive(): INVALID at the first pass, no watch on whatever has the number now
+                self._events[fd] = INVALID
+                self._invalid += 1
+                continue
             for d in _DIRECTIONS:
                 if mask & d:
                     self._start_watch(fd, d)
@@ -430,6 +449,11 @@ class TrioPoller(Poller):
         """``loop.run_forever()``: one ``trio.run`` whose main task runs the passes until the loop stops."""
         _refuse_inside_trio("run_forever()/run_until_complete()")
         aio_hooks = sys.get_asyncgen_hooks()  # the loop's, installed by enter_running()
+        # trio.run opens files of its own (its epoll fd, its wake-up sockets), which take the lowest free
+        # numbers: an fd closed since the last run with its registration left would get one, and its watch
+        # would watch trio's file (a wake-up socket is always writable: a spin, nothing reported). Find those
+        # now, while the numbers are still free (one fstat per registered fd per run, not per pass).
+        self._closed_before_run = {fd for fd in self._interest if not _is_open(fd)}
         wakeup = _WakeupFdHandover()
         try:
             trio.run(self._drive_main, iteration, aio_hooks, wakeup)
@@ -575,6 +599,14 @@ def _refuse_inside_trio(what: str) -> None:
             f"(subprocess, multiprocessing's 'spawn' or 'forkserver' start method)")
     raise RuntimeError(f"multiloop trio backend: {what} cannot start a new trio.run inside a running trio "
                        f"program; use 'async with multiloop_trio.open_loop()' there instead")
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError as exc:
+        return exc.errno != errno.EBADF
+    return True
 
 
 def _check_fd(fd: int) -> None:
