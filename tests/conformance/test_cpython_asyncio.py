@@ -109,7 +109,8 @@ def conformance_summary(pytestconfig) -> _Summary:
 def _run_module(module: str, backend: str) -> tuple[dict | None, str]:
     fd, out = tempfile.mkstemp(prefix=f"conformance-{module}-{backend}-", suffix=".json")
     os.close(fd)
-    cmd = [sys.executable, "-m", RUNNER, "--backend", backend, "--module", module, "--scopes", ",".join(SCOPES),
+    # -P: the installed multiloop (e.g. the compiled wheel), not a checkout in the working directory.
+    cmd = [sys.executable, "-P", "-m", RUNNER, "--backend", backend, "--module", module, "--scopes", ",".join(SCOPES),
            "--json", out]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
