@@ -143,14 +143,20 @@ def test_send_signal_reaches_the_child(loop, run, watcher):
 
 
 def test_signalling_a_finished_child_is_process_lookup_error_as_in_asyncio(loop, run, watcher):
+    # asyncio's rule: ProcessLookupError once the transport has *finished* (connection_lost). Process.wait()
+    # alone is not that point: from 3.14 it returns at exit, and whenever the exit is already known when wait()
+    # is called, it returns before the queued connection_lost has run (stock asyncio the same).
     async def main():
-        proc = await asyncio.create_subprocess_exec(PY, "-c", "pass")
-        await proc.wait()
+        transport, proto = await loop.subprocess_exec(lambda: EventLog(loop), PY, "-c", "pass")
+        await proto.done
         with pytest.raises(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
+            transport.send_signal(signal.SIGTERM)
         with pytest.raises(ProcessLookupError):
-            proc.kill()
-        return proc.returncode
+            transport.kill()
+        with pytest.raises(ProcessLookupError):
+            transport.terminate()
+        transport.close()
+        return transport.get_returncode()
 
     assert run(main()) == 0
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -86,18 +87,27 @@ def check(level: str, *, quick: bool = False) -> Callable[[Callable[[Harness], N
 
 
 def open_fds() -> dict[int, str]:
-    """fd -> what it points at (readlink on Linux; the fd's type on macOS/BSD, through fdescfs)."""
+    """fd -> what it points at (readlink on Linux; the fd's type on macOS/BSD, through fdescfs).
+
+    Shared libraries are left out: the runtime may keep one open for good the first time some code needs it
+    (libffi keeps its own ``.so`` open for its closure trampolines, first used by whatever module in the process
+    makes a ctypes callback), which is no leak of the code under test."""
     fd_dir = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
     result = {}
     for name in os.listdir(fd_dir):
         try:
-            result[int(name)] = os.readlink(f"{fd_dir}/{name}")
+            target = os.readlink(f"{fd_dir}/{name}")
         except OSError:
             try:
-                result[int(name)] = str(os.fstat(int(name)).st_mode)
+                target = str(os.fstat(int(name)).st_mode)
             except OSError:
-                pass  # the listing's own fd, gone already
+                continue  # the listing's own fd, gone already
+        if not _SHARED_LIBRARY.search(target):
+            result[int(name)] = target
     return result
+
+
+_SHARED_LIBRARY = re.compile(r"\.so(\.[0-9.]+)?$|\.dylib$")
 
 
 class Harness:
