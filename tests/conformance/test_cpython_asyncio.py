@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 
@@ -34,7 +35,7 @@ RUNNER = "multiloop.kit.conformance.cpython_runner"
 SCOPES = parse_scopes(os.environ.get("MULTILOOP_CONFORMANCE"))
 # Seconds for one (module, backend) subprocess; test_tasks is the longest (~20-40 s on a busy machine).
 TIMEOUT = float(os.environ.get("MULTILOOP_CONFORMANCE_TIMEOUT", "240"))
-PYVER = f"{sys.version_info[0]}.{sys.version_info[1]}"
+PYVER = f"{sys.version_info[0]}.{sys.version_info[1]}" + ("t" if sysconfig.get_config_var("Py_GIL_DISABLED") else "")
 
 
 def _available(module: str) -> bool:
