@@ -124,7 +124,9 @@ cdef extern from *:
     #ifndef Py_GIL_DISABLED
         PyTypeObject *tp = Py_TYPE(h);
         if (Py_REFCNT(h) != 1 || tp != ml_handle_type || ml_nspare >= ML_SPARE_MAX) return;
-        if (tp->tp_weaklistoffset > 0 && *(PyObject **)((char *)h + tp->tp_weaklistoffset) != NULL) return;
+        /* Its weak reference list: at tp_weaklistoffset, which is negative (in the pre-header) where the
+           interpreter manages weak references itself (3.12+); the same pointer arithmetic finds it. */
+        if (tp->tp_weaklistoffset != 0 && *(PyObject **)((char *)h + tp->tp_weaklistoffset) != NULL) return;
         /* Releasing these may run arbitrary code (a finaliser that schedules a callback): the handle is in no
            list yet, and the spare count is checked again after. */
         Py_CLEAR(ML_SLOT(h, ML_CALLBACK));
