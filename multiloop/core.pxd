@@ -37,3 +37,9 @@ cdef class _CoreState:
     cdef public object _instruments
     cdef public bint _hooked_pass
     cdef object __weakref__
+
+    # The pass: C functions (see _CoreState's docstring).
+    cdef object _compute_timeout(self)
+    cdef _run_once(self)
+    cdef _process(self, events)
+    cdef _dispatch(self, events)

@@ -130,6 +130,185 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+class _CoreState:
+    """The scheduler's state and its pass. Compiled, an extension type whose C fields ``core.pxd`` declares,
+    and whose pass methods are C functions calling each other directly (as methods of the Python subclass
+    they cost an attribute lookup and a Python call each, four times a pass); as plain Python, a base class
+    holding the pass. The pass reaches what only LoopCore has (``_fdtable``, ``_audit``, ...) as attributes."""
+
+    # ----------------------------------------------------------------------------------- one loop pass
+    @cython.locals(scheduled=TimerHeap, timeout=cython.double)
+    def _compute_timeout(self: LoopCore) -> float | None:
+        """How long the backend may block. Also publishes "may block" for call_soon_threadsafe first, so a
+        callback appended from another thread after this point is either seen here or wakes the wait."""
+        self._may_block = True
+        if cython.compiled:
+            # Free-threaded builds: the flag's store must be visible before we look at the ready queue (a
+            # producer appends, then reads the flag; see call_soon_threadsafe). With a GIL: nothing.
+            ml_fence()  # type: ignore[name-defined]  # noqa: F821
+        if self._ready or self._stopping or self._always_ready:
+            return 0
+        scheduled = self._scheduled
+        # Cancelled timers at the head go now: the wait must not end early for them.
+        if cython.compiled:
+            if _FAST:
+                while len(scheduled) and ml_cancelled(scheduled.first()):  # type: ignore[name-defined]  # noqa: F821
+                    self._timer_cancelled_count -= 1
+                    ml_set(scheduled.pop(), ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
+            while len(scheduled) and scheduled.first()._cancelled:
+                self._timer_cancelled_count -= 1
+                scheduled.pop()._scheduled = False
+            if not len(scheduled):
+                return None
+            timeout = scheduled.first_when() - _monotonic()
+        else:
+            # The pure-Python heap, inline (a list of (when, seq, timer): see _process).
+            while scheduled and scheduled[0][2]._cancelled:
+                self._timer_cancelled_count -= 1
+                _heappop(scheduled)[2]._scheduled = False
+            if not scheduled:
+                return None
+            timeout = scheduled[0][0] - _monotonic()
+        if timeout <= 0:
+            return 0
+        return timeout if timeout < MAX_TIMEOUT else MAX_TIMEOUT
+
+    def _run_once(self: Any) -> None:  # a LoopCore (mypy takes no subclass as the self type of an undecorated method)
+        timeout = self._compute_timeout()
+        # Instruments or timings attached: the wait hooks go around the wait. One local test each side,
+        # not a second copy of the pass, and no extra call on the plain path.
+        instruments: Any = self._instruments
+        if instruments is not None:
+            instruments.before_io_wait(timeout)
+        if timeout == 0 and len(self._fds) == self._waker_fd_count:
+            # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
+            # callbacks it would announce are in the ready queue already. Skip the syscall.
+            events: list[tuple[int, int]] = []
+        else:
+            try:
+                events = self._poller.poll(timeout)
+            finally:
+                self._may_block = False
+        if instruments is not None:
+            instruments.after_io_wait()
+        self._process(events)
+
+    @cython.locals(scheduled=TimerHeap, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
+                   end=cython.double)
+    def _process(self: LoopCore, events: list[tuple[int, int]]) -> None:
+        self._may_block = False
+        self._n_passes += 1
+        append = self._ready_append
+        if events or self._always_ready:
+            self._dispatch(events)
+        # Due timers. The clock resolution slack stops a timer due "now" from needing another pass.
+        scheduled = self._scheduled
+        if len(scheduled):
+            if self._timer_cancelled_count > _MIN_TIMERS_FOR_CLEANUP and \
+                    self._timer_cancelled_count * 2 > len(scheduled):
+                self._purge_cancelled_timers()
+            end = _monotonic() + self._clock_resolution
+            while True:
+                if cython.compiled:
+                    handle = scheduled.pop_due(end)
+                    if handle is None:
+                        break
+                else:
+                    # The pure-Python heap is a list of (when, seq, timer) (timerheap._ListTimerHeap): used
+                    # inline, as a method call per timer cost the pure build 10% on the timers benchmark.
+                    if not scheduled or scheduled[0][0] >= end:
+                        break
+                    handle = _heappop(scheduled)[2]
+                if cython.compiled and _FAST:
+                    ml_set(handle, ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
+                    cancelled = ml_cancelled(handle)  # type: ignore[name-defined]  # noqa: F821
+                else:
+                    handle._scheduled = False
+                    cancelled = handle._cancelled
+                if cancelled:
+                    self._timer_cancelled_count -= 1
+                else:
+                    append(handle)
+        # Run what was ready before this pass; callbacks they schedule wait for the next pass.
+        ntodo = len(self._ready)
+        self._n_callbacks += ntodo
+        popleft = self._ready_popleft
+        if self._hooked_pass:  # debug mode or instruments: one test for both (see _update_hooked_pass)
+            if self._instruments is not None:
+                # The instrumented pass (multiloop.instruments): the same loop, hooks around each callback.
+                self._instruments.run_ready(ntodo, popleft, self._run_handle_debug if self._debug else None)
+            else:
+                for _ in range(ntodo):
+                    handle = popleft()
+                    if not handle._cancelled:
+                        self._run_handle_debug(handle)
+        elif cython.compiled and _FAST:
+            for _ in range(ntodo):
+                handle = popleft()
+                if ml_is_plain(handle):  # type: ignore[name-defined]  # noqa: F821
+                    # Handle._run without the method call: same context, same report on failure.
+                    if ml_cancelled(handle):  # type: ignore[name-defined]  # noqa: F821
+                        ml_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
+                        continue
+                    try:
+                        ml_run(handle)  # type: ignore[name-defined]  # noqa: F821
+                        # Kept for the next call_soon if nothing else holds it (see _fasthandles.pxd).
+                        ml_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        _report_callback_error(handle, exc)
+                elif not handle._cancelled:
+                    handle._run()  # another class (call_soon_threadsafe's): its own _run
+        else:
+            for _ in range(ntodo):
+                handle = popleft()
+                if not handle._cancelled:
+                    handle._run()
+        handle = None  # drop the reference before blocking again (ResourceWarning-friendly)
+
+    @cython.locals(fds=dict, entry=FdEntry, ev=cython.long)
+    def _dispatch(self: LoopCore, events: list[tuple[int, int]]) -> None:
+        fds = self._fds
+        append = self._ready_append
+        self._n_events += len(events)
+        if not self._n_passes & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
+            events = self._audit(events, self._n_passes >> _AUDIT_SHIFT)
+        for fd, ev in events:
+            entry = fds.get(fd)
+            if entry is None:
+                # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
+                # level-triggered wait would report it forever. The backend gets rid of it, once per batch.
+                if self._stale_batch is not events:
+                    self._discard_stale(events)
+                continue
+            if ev & _ERROR_OR_INVALID:
+                if ev & INVALID:
+                    self._drop_dead_fd(fd, entry)
+                    continue
+                ev = entry.mask
+            if ev & READ:
+                handle = entry.reader
+                if handle is not None:
+                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
+                        self._fdtable.remove_reader(fd)
+                    else:
+                        append(handle)
+            if ev & WRITE:
+                handle = entry.writer
+                if handle is not None:
+                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
+                        self._fdtable.remove_writer(fd)
+                    else:
+                        append(handle)
+        for fd in self._always_ready:
+            entry = fds[fd]
+            if entry.reader is not None and not entry.reader._cancelled:
+                append(entry.reader)
+            if entry.writer is not None and not entry.writer._cancelled:
+                append(entry.writer)
+
+
 class _CoreIteration(Iteration):
     """The core's half of a driving backend's loop (see :class:`multiloop.backend.Iteration`)."""
 
@@ -138,6 +317,7 @@ class _CoreIteration(Iteration):
     def __init__(self, loop: LoopCore) -> None:
         self._loop = loop
 
+    @cython.locals(loop=_CoreState)
     def timeout(self) -> float | None:
         loop = self._loop
         timeout = loop._compute_timeout()
@@ -145,17 +325,13 @@ class _CoreIteration(Iteration):
             loop._instruments.before_io_wait(timeout)
         return timeout
 
+    @cython.locals(loop=_CoreState)
     def dispatch(self, events: list[tuple[int, int]]) -> bool:
         loop = self._loop
         if loop._instruments is not None:
             loop._instruments.after_io_wait()
         loop._process(events)
         return not loop._stopping
-
-
-class _CoreState:
-    """The scheduler's state. Compiled, an extension type whose C fields ``core.pxd`` declares (the hot methods
-    below see ``self`` as one); as plain Python, an empty base class."""
 
 
 class LoopCore(_CoreState, LoopServices):
@@ -321,11 +497,17 @@ class LoopCore(_CoreState, LoopServices):
             if poller.drives_loop:
                 poller.drive(self._iteration)
             else:
-                run_once = self._run_once
-                while True:
-                    run_once()
-                    if self._stopping:
-                        break
+                if cython.compiled:
+                    while True:
+                        self._run_once()  # a C call (core.pxd)
+                        if self._stopping:
+                            break
+                else:
+                    run_once = self._run_once  # one lookup, not one per pass
+                    while True:
+                        run_once()
+                        if self._stopping:
+                            break
 
     @property
     def iteration(self) -> Iteration:
@@ -431,179 +613,6 @@ class LoopCore(_CoreState, LoopServices):
     def get_debug(self) -> bool:
         # Here as well as in services.py: every Handle.cancel() and Handle.__init__ asks, compiled it is a field read.
         return self._debug
-
-    # ----------------------------------------------------------------------------------- one loop pass
-    @cython.locals(self=_CoreState, scheduled=TimerHeap, timeout=cython.double)
-    def _compute_timeout(self) -> float | None:
-        """How long the backend may block. Also publishes "may block" for call_soon_threadsafe first, so a
-        callback appended from another thread after this point is either seen here or wakes the wait."""
-        self._may_block = True
-        if cython.compiled:
-            # Free-threaded builds: the flag's store must be visible before we look at the ready queue (a
-            # producer appends, then reads the flag; see call_soon_threadsafe). With a GIL: nothing.
-            ml_fence()  # type: ignore[name-defined]  # noqa: F821
-        if self._ready or self._stopping or self._always_ready:
-            return 0
-        scheduled = self._scheduled
-        # Cancelled timers at the head go now: the wait must not end early for them.
-        if cython.compiled:
-            if _FAST:
-                while len(scheduled) and ml_cancelled(scheduled.first()):  # type: ignore[name-defined]  # noqa: F821
-                    self._timer_cancelled_count -= 1
-                    ml_set(scheduled.pop(), ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
-            while len(scheduled) and scheduled.first()._cancelled:
-                self._timer_cancelled_count -= 1
-                scheduled.pop()._scheduled = False
-            if not len(scheduled):
-                return None
-            timeout = scheduled.first_when() - _monotonic()
-        else:
-            # The pure-Python heap, inline (a list of (when, seq, timer): see _process).
-            while scheduled and scheduled[0][2]._cancelled:
-                self._timer_cancelled_count -= 1
-                _heappop(scheduled)[2]._scheduled = False
-            if not scheduled:
-                return None
-            timeout = scheduled[0][0] - _monotonic()
-        if timeout <= 0:
-            return 0
-        return timeout if timeout < MAX_TIMEOUT else MAX_TIMEOUT
-
-    @cython.locals(self=_CoreState)
-    def _run_once(self) -> None:
-        timeout = self._compute_timeout()
-        # Instruments or timings attached: the wait hooks go around the wait. One local test each side,
-        # not a second copy of the pass, and no extra call on the plain path.
-        instruments: Any = self._instruments
-        if instruments is not None:
-            instruments.before_io_wait(timeout)
-        if timeout == 0 and len(self._fds) == self._waker_fd_count:
-            # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
-            # callbacks it would announce are in the ready queue already. Skip the syscall.
-            events: list[tuple[int, int]] = []
-        else:
-            try:
-                events = self._poller.poll(timeout)
-            finally:
-                self._may_block = False
-        if instruments is not None:
-            instruments.after_io_wait()
-        self._process(events)
-
-    @cython.locals(self=_CoreState, scheduled=TimerHeap, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
-                   end=cython.double)
-    def _process(self, events: list[tuple[int, int]]) -> None:
-        self._may_block = False
-        self._n_passes += 1
-        append = self._ready_append
-        if events or self._always_ready:
-            self._dispatch(events)
-        # Due timers. The clock resolution slack stops a timer due "now" from needing another pass.
-        scheduled = self._scheduled
-        if len(scheduled):
-            if self._timer_cancelled_count > _MIN_TIMERS_FOR_CLEANUP and \
-                    self._timer_cancelled_count * 2 > len(scheduled):
-                self._purge_cancelled_timers()
-            end = _monotonic() + self._clock_resolution
-            while True:
-                if cython.compiled:
-                    handle = scheduled.pop_due(end)
-                    if handle is None:
-                        break
-                else:
-                    # The pure-Python heap is a list of (when, seq, timer) (timerheap._ListTimerHeap): used
-                    # inline, as a method call per timer cost the pure build 10% on the timers benchmark.
-                    if not scheduled or scheduled[0][0] >= end:
-                        break
-                    handle = _heappop(scheduled)[2]
-                if cython.compiled and _FAST:
-                    ml_set(handle, ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
-                    cancelled = ml_cancelled(handle)  # type: ignore[name-defined]  # noqa: F821
-                else:
-                    handle._scheduled = False
-                    cancelled = handle._cancelled
-                if cancelled:
-                    self._timer_cancelled_count -= 1
-                else:
-                    append(handle)
-        # Run what was ready before this pass; callbacks they schedule wait for the next pass.
-        ntodo = len(self._ready)
-        self._n_callbacks += ntodo
-        popleft = self._ready_popleft
-        if self._hooked_pass:  # debug mode or instruments: one test for both (see _update_hooked_pass)
-            if self._instruments is not None:
-                # The instrumented pass (multiloop.instruments): the same loop, hooks around each callback.
-                self._instruments.run_ready(ntodo, popleft, self._run_handle_debug if self._debug else None)
-            else:
-                for _ in range(ntodo):
-                    handle = popleft()
-                    if not handle._cancelled:
-                        self._run_handle_debug(handle)
-        elif cython.compiled and _FAST:
-            for _ in range(ntodo):
-                handle = popleft()
-                if ml_is_plain(handle):  # type: ignore[name-defined]  # noqa: F821
-                    # Handle._run without the method call: same context, same report on failure.
-                    if ml_cancelled(handle):  # type: ignore[name-defined]  # noqa: F821
-                        ml_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
-                        continue
-                    try:
-                        ml_run(handle)  # type: ignore[name-defined]  # noqa: F821
-                        # Kept for the next call_soon if nothing else holds it (see _fasthandles.pxd).
-                        ml_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
-                    except (SystemExit, KeyboardInterrupt):
-                        raise
-                    except BaseException as exc:
-                        _report_callback_error(handle, exc)
-                elif not handle._cancelled:
-                    handle._run()  # another class (call_soon_threadsafe's): its own _run
-        else:
-            for _ in range(ntodo):
-                handle = popleft()
-                if not handle._cancelled:
-                    handle._run()
-        handle = None  # drop the reference before blocking again (ResourceWarning-friendly)
-
-    @cython.locals(self=_CoreState, fds=dict, entry=FdEntry, ev=cython.long)
-    def _dispatch(self, events: list[tuple[int, int]]) -> None:
-        fds = self._fds
-        append = self._ready_append
-        self._n_events += len(events)
-        if not self._n_passes & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
-            events = self._audit(events, self._n_passes >> _AUDIT_SHIFT)
-        for fd, ev in events:
-            entry = fds.get(fd)
-            if entry is None:
-                # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
-                # level-triggered wait would report it forever. The backend gets rid of it, once per batch.
-                if self._stale_batch is not events:
-                    self._discard_stale(events)
-                continue
-            if ev & _ERROR_OR_INVALID:
-                if ev & INVALID:
-                    self._drop_dead_fd(fd, entry)
-                    continue
-                ev = entry.mask
-            if ev & READ:
-                handle = entry.reader
-                if handle is not None:
-                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
-                        self._fdtable.remove_reader(fd)
-                    else:
-                        append(handle)
-            if ev & WRITE:
-                handle = entry.writer
-                if handle is not None:
-                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
-                        self._fdtable.remove_writer(fd)
-                    else:
-                        append(handle)
-        for fd in self._always_ready:
-            entry = fds[fd]
-            if entry.reader is not None and not entry.reader._cancelled:
-                append(entry.reader)
-            if entry.writer is not None and not entry.writer._cancelled:
-                append(entry.writer)
 
     def _discard_stale(self, events: list[tuple[int, int]]) -> None:
         """Hand every fd of ``events`` the core has no registration for to the backend, in one call."""
