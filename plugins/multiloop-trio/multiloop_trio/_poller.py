@@ -211,6 +211,7 @@ class TrioPoller(Poller):
         if self._attached:
             raise RuntimeError("trio backend: poll() cannot be called while the poller is attached to trio")
         refuse_inside_trio("poll()")
+        self._closed_before_run = self._closed_fds()  # see drive()
         return trio.run(self._poll_main, timeout)
 
     async def _poll_main(self, timeout: float | None) -> list[tuple[int, int]]:
@@ -416,14 +417,18 @@ class TrioPoller(Poller):
         # trio.run opens files of its own (its epoll fd, its wake-up sockets), which take the lowest free
         # numbers (so does the multiplexed watcher's inner poller): an fd closed since the last run with its
         # registration left would get one, and the watcher would watch that file under the old registration
-        # (a wake-up socket is always writable: a spin, nothing reported). Find those now, while the numbers
-        # are still free (one fstat per registered fd per run, not per pass).
-        self._closed_before_run = {fd for fd in self._interest if not _is_open(fd)}
+        # (a wake-up socket is always writable: a spin, nothing reported; trio's epoll fd in the inner epoll
+        # set, which trio's epoll watches, is a loop the kernel refuses with ELOOP). Find those now, while
+        # the numbers are still free (one fstat per registered fd per run, not per pass).
+        self._closed_before_run = self._closed_fds()
         wakeup = WakeupFdHandover()
         try:
             trio.run(self._drive_main, iteration, aio_hooks, wakeup)
         finally:
             wakeup.after_run()
+
+    def _closed_fds(self) -> set[int]:
+        return {fd for fd in self._interest if not _is_open(fd)}
 
     async def _drive_main(self, iteration: Iteration, aio_hooks: Any, wakeup: WakeupFdHandover) -> None:
         wakeup.run_started()
