@@ -197,8 +197,11 @@ class MuxWatcher:
         if fd != self._fd:
             # The inner poller replaced its kernel object (epoll's rebuild) and closed the one the task
             # waits on: wake the task (ClosedResourceError), it waits on the new one.
+            # The next pass polls it even if the new fd is not readable: a rebuild may have found closed fds,
+            # which the inner poller reports as INVALID at its next poll.
             old, self._fd = self._fd, -1 if fd is None else fd
             self._replaced += 1
+            self._ready = True
             tl.notify_closing(old)
 
     # ----------------------------------------------------------------------------------------- events
