@@ -62,7 +62,7 @@ class MuxWatcher:
         self._inner: Poller | None = None
         self._fd = -1  # the inner poller's fd that the task waits on
         self._interest: dict[int, int] = {}  # the trio poller's table (the same object), for done()
-        self._ready = False  # the task saw the inner fd readable: the next take() polls it
+        self._ready = False  # the inner poller may have events: the next take() polls it (see done())
         self._pending: dict[int, int] = {}  # fd -> INVALID, for the next take()
         self._always: dict[int, int] = {}  # fds the inner poller cannot watch (EPERM) -> their directions
         self._absent: set[int] = set()  # fds held here that the inner poller does not have
@@ -210,13 +210,14 @@ class MuxWatcher:
 
     def take(self) -> list[tuple[int, int]]:
         if self._ready:
-            self._ready = False
             if self._failure is not None:
+                self._ready = False
                 failure, self._failure = self._failure, None
                 raise failure
             assert self._inner is not None
             self._polls += 1
             events = self._inner.poll(0)
+            self._ready = bool(events)  # found some: poll again next pass (see done())
         else:
             events = _EMPTY
         if self._pending or self._always:
@@ -228,7 +229,12 @@ class MuxWatcher:
         return events
 
     def done(self) -> None:
-        """The pass dispatched what ``take`` returned: find fds its callbacks closed, and wait again."""
+        """The pass dispatched what ``take`` returned: find fds its callbacks closed, and wait again.
+
+        While the inner poller keeps reporting events, the task stays parked and every pass polls the inner
+        poller itself (``poll(0)``, after the pass's checkpoint, so trio's other tasks still run between
+        passes): one syscall per pass instead of a trio registration and two task switches. The first pass
+        that finds nothing sends the task back to trio's wait before the loop blocks."""
         events, self._taken = self._taken, _EMPTY
         if events:
             interest = self._interest
@@ -240,10 +246,11 @@ class MuxWatcher:
                         if exc.errno == errno.EBADF:
                             self._always.pop(fd, None)  # stays in _absent: the inner poller never had it
                             self._report_invalid(fd)
-        task = self._parked
-        if task is not None:
-            self._parked = None
-            tl.reschedule(task)
+        if not self._ready:
+            task = self._parked
+            if task is not None:
+                self._parked = None
+                tl.reschedule(task)
 
     def _report_invalid(self, fd: int) -> None:
         self._pending[fd] = INVALID
