@@ -10,9 +10,9 @@ Facts that shape this module:
   backend (the best automatic one whose poller has a ``fileno()``, or ``$MULTILOOP_TRIO_INNER``), and used
   through the Poller contract only: level-triggered ``register``/``modify``/``unregister``/``poll(0)``,
   ``discard_stale`` for epoll's stale registrations, INVALID when a rebuild finds a closed fd.
-- trio registers a waited fd one-shot, so a woken task is no longer registered: after reporting, the task
-  parks until the loop pass has dispatched, then waits again; if the callbacks left something ready, the
-  inner fd is still readable and trio's next I/O check wakes the task again at once (level-triggered).
+- trio registers a waited fd one-shot: every wait is an ``epoll_ctl`` (or ``kevent``) call, and waking the
+  waiting task, then the task running the loop's passes, costs two task switches. ``poll(0)`` on the inner
+  poller is one syscall.
 - epoll's poller replaces its kernel object when it rebuilds its set (to drop registrations a ``dup()`` keeps
   alive), closing the old one under trio's wait. ``trio.lowlevel.notify_closing`` called right after, with no
   checkpoint in between (trio cannot tell the order), wakes the task with ``ClosedResourceError``; it then
@@ -24,9 +24,17 @@ Facts that shape this module:
   watches did when trio's re-arm failed with EBADF.
 - epoll refuses regular files (refused by the trio poller before they get here) and some character devices
   (EPERM: ``/dev/null``): such an fd is always ready, as select() says, and is reported on every pass.
-- The inner poller is created when a trio run starts (``start``) and closed when it ends (``stop``), and
-  filled from the trio poller's own table: no kernel state outlives a run, so the backend stays fork-safe
-  between runs, as when trio's own epoll was the only one.
+- trio may hold the thread only between checkpoints: the loop's passes checkpoint once per pass anyway.
+
+Design: one trio system task waits for the inner fd, marks the inner poller *ready*, wakes the passes and
+parks. The next pass polls the inner poller (``poll(0)``) and dispatches. While that keeps finding events,
+the task stays parked and each pass polls the inner poller again after its checkpoint (one syscall instead
+of a trio registration and two task switches: an fd ping-pong runs 4.5x faster than with a task per fd);
+the first pass that finds nothing sends the task back to trio's wait before the loop may block (the inner
+poller is level-triggered: whatever is still ready makes its fd readable again at once). The inner poller
+is created when a trio run starts (``open``/``start``) and closed when it ends (``stop``), filled from the
+trio poller's own table: no kernel state outlives a run, so the backend stays fork-safe between runs, as
+when trio's own epoll was the only one.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ import socket
 import multiloop_trio
 import pytest
 import trio
+from multiloop_trio import _mux
 
 import multiloop
-from multiloop_trio import _mux
 
 
 def wait_tasks_while_watching(loop, n):
