@@ -193,3 +193,62 @@ def test_trio_code_and_the_loop_may_wait_on_the_same_fd(waiting):
     finally:
         a.close()
         b.close()
+
+
+def test_trio_tasks_run_while_the_loop_is_busy_with_ready_fds():
+    """Each pass checkpoints, even while the inner poller keeps reporting events (and the passes poll it
+    without going back to trio's wait): trio code keeps running during an asyncio fd ping-pong."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    rounds = 300
+
+    async def ping_pong():
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        count = 0
+
+        def on_a():
+            nonlocal count
+            a.recv(16)
+            count += 1
+            if count == rounds:
+                done.set_result(count)
+            else:
+                a.send(b"x")
+
+        def on_b():
+            b.recv(16)
+            b.send(b"y")
+
+        loop.add_reader(a, on_a)
+        loop.add_reader(b, on_b)
+        a.send(b"x")
+        try:
+            return await done
+        finally:
+            loop.remove_reader(a)
+            loop.remove_reader(b)
+
+    async def main():
+        ticks = 0
+        result = None
+
+        async def ticker():
+            nonlocal ticks
+            while result is None:
+                ticks += 1
+                await trio.sleep(0)
+
+        async with multiloop_trio.open_loop(), trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            result = await multiloop_trio.aio_as_trio(ping_pong)()
+        return result, ticks
+
+    try:
+        result, ticks = trio.run(main)
+    finally:
+        a.close()
+        b.close()
+    assert result == rounds
+    assert ticks >= rounds // 2, ticks  # about one tick per loop pass: two passes per round trip
