@@ -7,14 +7,14 @@
 # `public` where Python code (services.py, the mixins, tests) reads or sets them.
 
 from multiloop.fdtable cimport FdEntry, FdTable
+from multiloop.timerheap cimport TimerHeap
 from multiloop._fasthandles cimport *
 
 cdef class _CoreState:
     cdef public object _ready
     cdef public object _ready_append
     cdef public object _ready_popleft
-    cdef public list _scheduled
-    cdef public object _timer_seq
+    cdef public TimerHeap _scheduled
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public dict _fds
     cdef public set _always_ready
@@ -29,7 +29,11 @@ cdef class _CoreState:
     cdef public bint _debug
     cdef public double _clock_resolution
     cdef public object _current_handle
-    cdef public list _stats
+    cdef public long long _n_passes
+    cdef public long long _n_callbacks
+    cdef public long long _n_events
+    cdef public long long _n_dead
+    cdef public long long _n_stale
     cdef public object _instruments
     cdef public bint _hooked_pass
     cdef object __weakref__
