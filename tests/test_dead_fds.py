@@ -257,3 +257,28 @@ def test_fds_closed_between_runs_are_dropped_before_their_numbers_can_be_reused(
     assert all(len(reports_about(errors, fd)) == (1 if backend in KERNEL_REPORTS_CLOSED else 0) for fd in fds)
     for fd in fds:
         loop.remove_writer(fd)
+
+
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="epoll only")
+def test_epoll_unregister_after_a_rebuild_took_the_closed_number():
+    """A rebuild makes a new epoll set; the kernel may give it the number of the very fd that was found closed.
+    Unregistering that fd afterwards (the core drops what was reported INVALID) meets EINVAL, not EBADF: the
+    number names the set itself. It must count as gone, not fail."""
+    from multiloop.backend import INVALID, READ
+    from multiloop.pollers.epoll import EpollPoller
+
+    poller = EpollPoller()
+    a, b = socket.socketpair()
+    try:
+        fd = a.fileno()
+        poller.register(fd, READ)
+        os.close(a.detach())  # closed behind the poller's back: its number is the lowest free one now
+        poller.discard_stale([])  # a rebuild: the fresh set takes the lowest free number
+        if poller.fileno() != fd:
+            pytest.skip("the kernel gave the new epoll set another number")
+        assert (fd, INVALID) in poller.poll(0)
+        poller.unregister(fd)  # must not raise
+        assert poller.statistics()["registered"] == 0
+    finally:
+        b.close()
+        poller.close()

@@ -114,6 +114,10 @@ class EpollPoller(Poller):
         try:
             self._epoll.unregister(fd)
         except OSError as exc:
+            if fd == self._epoll.fileno():
+                # The file was closed and a rebuild's new set took its number (EINVAL: a set cannot hold
+                # itself). Its registration went with the old set.
+                return
             if exc.errno not in _GONE:
                 raise translate_oserror(exc, self.name, "unregister", fd) from None
             # Closed behind the loop's back: gone from the set, unless a dup() keeps the file alive.
