@@ -807,13 +807,37 @@ class LoopCore(_CoreState, LoopServices):
     @cython.locals(self=_CoreState)
     def call_soon_threadsafe(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                              context: contextvars.Context | None = None) -> asyncio.Handle:
-        self._check_closed()
-        _check_callback(callback, "call_soon_threadsafe")
-        # A handle another thread may cancel while this one runs it (see _threadsafe_handle).
-        handle: Any = _ThreadSafeHandle(callback, args, self, context)
-        if handle._source_traceback:
-            # The handle's __init__, and this method's frame where it has one (see call_soon).
-            del handle._source_traceback[-1 if cython.compiled else -2:]
+        if self._closed or self._forked:
+            self._check_closed()  # raises the right error
+        tp = type(callback)  # see call_soon
+        if tp is _FunctionType:
+            if callback.__code__.co_flags & _CORO_FLAGS:
+                _check_callback(callback, "call_soon_threadsafe")
+        elif tp not in _PLAIN_CALLABLES:
+            _check_callback(callback, "call_soon_threadsafe")
+        # A handle another thread may cancel while this one runs it (see _threadsafe_handle). Outside debug
+        # mode it is built like call_soon's, plus its two own slots.
+        handle: Any
+        if self._debug:
+            handle = _ThreadSafeHandle(callback, args, self, context)
+            if handle._source_traceback:
+                # The handle's __init__, and this method's frame where it has one (see call_soon).
+                del handle._source_traceback[-1 if cython.compiled else -2:]
+        elif cython.compiled and _FAST:
+            handle = ml_new(_ThreadSafeHandle, callback, args, self, context, None)  # type: ignore[name-defined]  # noqa: F821
+            handle._lock = None
+            handle._runner = None
+        else:
+            handle = _new_object(_ThreadSafeHandle)
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._loop = self
+            handle._repr = None
+            handle._source_traceback = None
+            handle._context = _copy_context() if context is None else context
+            handle._lock = None
+            handle._runner = None
         self._ready_append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
         if cython.compiled:
             # Free-threaded builds: the append is visible before we read the flag (see _compute_timeout).
