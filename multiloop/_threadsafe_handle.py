@@ -57,10 +57,13 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-class ThreadSafeHandle(_Base):  # type: ignore[misc]
+class ThreadSafeHandle(_Base):
     """A Handle whose cancel() from another thread either precedes the callback or waits for it to return."""
 
     __slots__ = ("_runner",) if IS_ASYNCIO_CLASS else ("_lock", "_runner")
+    _runner: int | None
+    _lock: Any
+    _cancelled: bool
 
     def __init__(self, callback: Any, args: Any, loop: Any, context: Any = None) -> None:
         # asyncio.Handle's __init__ (debug: the source traceback), not the parent's: no RLock.
