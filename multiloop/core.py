@@ -151,7 +151,21 @@ class _CoreIteration(Iteration):
 
 class _CoreState:
     """The scheduler's state. Compiled, an extension type whose C fields ``core.pxd`` declares (the hot methods
-    below see ``self`` as one); as plain Python, an empty base class."""
+    below see ``self`` as one); as plain Python, a base class with the same names as ``__slots__`` (below)."""
+
+
+if not cython.compiled:
+    # Plain Python: the same fields as slots. A loop has ~40 attributes, more than CPython (3.11+) keeps in an
+    # object's inline values (30), so its instance dict is materialised and every self._x on the hot path is a
+    # hinted dict lookup (LOAD_ATTR_WITH_HINT) instead of a fixed-offset load: measured on 3.14, that alone put
+    # call_soon at 0.94x stock asyncio (whose loop has 27). tests/test_compiled.py checks the names match core.pxd.
+    _CoreState = type("_CoreState", (), {  # type: ignore[misc]  # noqa: F811
+        "__doc__": _CoreState.__doc__, "__module__": __name__,
+        "__slots__": ("_ready", "_ready_append", "_ready_popleft", "_scheduled", "_timer_seq",
+                      "_timer_cancelled_count", "_fds", "_always_ready", "_fdtable", "_poller", "_waker",
+                      "_waker_fd_count", "_closed", "_stopping", "_forked", "_may_block", "_debug",
+                      "_clock_resolution", "_current_handle", "_stats", "_instruments", "_hooked_pass"),
+    })
 
 
 class LoopCore(_CoreState, LoopServices):
