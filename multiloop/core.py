@@ -159,7 +159,7 @@ if not cython.compiled:
     # object's inline values (30), so its instance dict is materialised and every self._x on the hot path is a
     # hinted dict lookup (LOAD_ATTR_WITH_HINT) instead of a fixed-offset load: measured on 3.14, that alone put
     # call_soon at 0.94x stock asyncio (whose loop has 27). tests/test_compiled.py checks the names match core.pxd.
-    _CoreState = type("_CoreState", (), {  # type: ignore[misc]  # noqa: F811
+    _CoreState = type("_CoreState", (), {  # type: ignore[misc, assignment]  # noqa: F811
         "__doc__": _CoreState.__doc__, "__module__": __name__,
         "__slots__": ("_ready", "_ready_append", "_ready_popleft", "_scheduled", "_timer_seq",
                       "_timer_cancelled_count", "_fds", "_always_ready", "_fdtable", "_poller", "_waker",
