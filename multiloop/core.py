@@ -467,10 +467,12 @@ class LoopCore(_CoreState, LoopServices):
 
     @cython.locals(self=_CoreState)
     def _run_once(self) -> None:
-        if self._instruments is not None:
-            self._run_once_instrumented()
-            return
         timeout = self._compute_timeout()
+        # Instruments or timings attached: the wait hooks go around the wait. One local test each side,
+        # not a second copy of the pass, and no extra call on the plain path.
+        instruments: Any = self._instruments
+        if instruments is not None:
+            instruments.before_io_wait(timeout)
         if timeout == 0 and len(self._fds) == self._waker_fd_count:
             # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
             # callbacks it would announce are in the ready queue already. Skip the syscall.
@@ -480,22 +482,8 @@ class LoopCore(_CoreState, LoopServices):
                 events = self._poller.poll(timeout)
             finally:
                 self._may_block = False
-        self._process(events)
-
-    @cython.locals(self=_CoreState)
-    def _run_once_instrumented(self) -> None:
-        """``_run_once`` with the wait hooks around the wait (instruments or timings attached)."""
-        timeout = self._compute_timeout()
-        instruments: Any = self._instruments  # not None: _run_once checked
-        instruments.before_io_wait(timeout)
-        if timeout == 0 and len(self._fds) == self._waker_fd_count:
-            events: list[tuple[int, int]] = []
-        else:
-            try:
-                events = self._poller.poll(timeout)
-            finally:
-                self._may_block = False
-        instruments.after_io_wait()
+        if instruments is not None:
+            instruments.after_io_wait()
         self._process(events)
 
     @cython.locals(self=_CoreState, scheduled=list, stats=list, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,

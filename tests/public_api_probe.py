@@ -10,27 +10,19 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 
 import multiloop
 from multiloop import EventLoopPolicy  # built on first use (3.14+ deprecates asyncio's policy base class)
+from multiloop.reliability.certificates import self_signed_contexts
 
 BACKEND = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="multiloop-probe-")
 
 
 def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
-    if shutil.which("openssl") is None:
-        return None
-    key, cert = os.path.join(TMP, "k.pem"), os.path.join(TMP, "c.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    return server, ssl.create_default_context(cafile=cert)
+    return self_signed_contexts(TMP, "IP:127.0.0.1")
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from .certificates import self_signed_contexts
 from .harness import Context, open_fds
 
 ISOLATED = True
@@ -135,19 +136,6 @@ async def _unix_paths(ctx: Context) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- TLS
-def _certificates(tmp: str) -> tuple[ssl.SSLContext, ssl.SSLContext] | None:
-    if shutil.which("openssl") is None:
-        return None
-    key, cert = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-                   check=True, capture_output=True)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert, key)
-    client = ssl.create_default_context(cafile=cert)
-    return server, client
-
-
 class _Lost(asyncio.Protocol):
     def __init__(self) -> None:
         self.lost = asyncio.get_running_loop().create_future()
@@ -164,7 +152,7 @@ async def _tls(ctx: Context) -> None:
     loop, timeout = ctx.loop, ctx.params["tls_timeout"]
     tmp = tempfile.mkdtemp(prefix="multiloop-tls-")
     try:
-        contexts = _certificates(tmp)
+        contexts = self_signed_contexts(tmp, "DNS:localhost")
         if contexts is None:
             ctx.figure("tls", "skipped: no openssl command")
             return
