@@ -25,7 +25,9 @@ with the same guarantee and no lock per handle:
 - ``cancelled()`` reads the flag (one atomic load): asyncio's version waits for a running callback to
   return, which no caller needs.
 The core builds these handles without calling ``__init__`` outside debug mode (as it does plain handles), so
-it sets ``_lock`` and ``_runner`` to None itself; ``tests/test_threadsafe_handle.py`` checks that shape.
+it sets ``_lock`` and ``_runner`` to None itself; ``tests/test_threadsafe_handle.py`` checks that shape. The
+compiled core runs them with its own copy of ``_run`` (``core._run_threadsafe``: the same protocol, the
+callback run inline), so a change to the protocol here must be made there too.
 """
 
 from __future__ import annotations

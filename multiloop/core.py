@@ -64,6 +64,7 @@ try:
 except ImportError:  # running as plain Python without Cython installed
     from . import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
 
+from . import _threadsafe_handle as _ts
 from . import errors
 from ._callback_report import report_callback_error as _report_callback_error
 from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
@@ -102,6 +103,7 @@ _copy_context = contextvars.copy_context
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 _monotonic = time.monotonic
+_get_ident = threading.get_ident
 _Ts = TypeVarTuple("_Ts")
 # Compiled: whether asyncio's handles have the slots _fasthandles.pxd expects (else the Python-level paths run).
 _FAST = cython.compiled and ml_init_handles(_Handle, _TimerHandle)  # type: ignore[name-defined]  # noqa: F821
@@ -147,6 +149,42 @@ class _CoreIteration(Iteration):
             loop._instruments.after_io_wait()
         loop._process(events)
         return not loop._stopping
+
+
+def _run_threadsafe(handle: Any) -> None:
+    """``ThreadSafeHandle._run`` (the same protocol: see :mod:`multiloop._threadsafe_handle`), compiled, with the
+    callback run as plain handles are (``ml_run``). Only the compiled pass calls it.
+
+    With the GIL, this C code cannot be interrupted between the Python-level calls it makes; so when the
+    transition lock is free, no canceller is inside its critical section and none can enter one before this
+    section ends: the section needs no lock then (two calls fewer). Free-threaded builds always take it."""
+    transition = _ts._transition  # looked up each time: replaced in a forked child
+    take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+    if take:
+        transition.acquire()
+    cancelled = ml_cancelled_slot(handle)  # type: ignore[name-defined]  # noqa: F821
+    if not cancelled:
+        handle._runner = _get_ident()
+    if take:
+        transition.release()
+    if cancelled:
+        return
+    try:
+        ml_run(handle)  # type: ignore[name-defined]  # noqa: F821
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        _report_callback_error(handle, exc)
+    finally:
+        take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+        if take:
+            transition.acquire()
+        handle._runner = _ts._DONE
+        waiter = handle._lock
+        if take:
+            transition.release()
+        if waiter is not None:
+            waiter.release()
 
 
 class _CoreState:
@@ -540,8 +578,10 @@ class LoopCore(_CoreState, LoopServices):
                         raise
                     except BaseException as exc:
                         _report_callback_error(handle, exc)
+                elif handle.__class__ is _ThreadSafeHandle:
+                    _run_threadsafe(handle)  # its _run, with the callback run inline
                 elif not handle._cancelled:
-                    handle._run()  # another class (call_soon_threadsafe's): its own _run
+                    handle._run()  # another class: its own _run
         else:
             for _ in range(ntodo):
                 handle = popleft()
