@@ -22,8 +22,8 @@ with the same guarantee and no lock per handle:
   class has; ours declares it on older Pythons) a held Lock and waits on it; ``_run`` releases it when the
   callback returns, and each waiter passes it on. Only that rare cancel ever allocates a lock.
 - A cancel from inside the running callback (its own thread) does not wait, as with asyncio's re-entrant lock.
-- ``cancelled()`` reads the flag (one atomic load): asyncio's version waits for a running callback to
-  return, which no caller needs.
+- ``cancelled()`` asked from another thread while the callback runs waits for it to return too, as asyncio's
+  does (CPython's tests check it).
 The core builds these handles without calling ``__init__`` outside debug mode (as it does plain handles), so
 it sets ``_lock`` and ``_runner`` to None itself; ``tests/test_threadsafe_handle.py`` checks that shape. The
 compiled core runs them with its own copy of ``_run`` (``core._run_threadsafe``: the same protocol, the
@@ -100,6 +100,18 @@ class ThreadSafeHandle(_Base):
             self._args = None
 
     def cancelled(self) -> bool:
+        # As with asyncio's lock: asked from another thread while the callback runs, the answer waits for it
+        # to return (CPython's test_call_soon_threadsafe_handle_block_check_cancelled relies on that).
+        with _transition:
+            runner = self._runner
+            if runner is None or runner == _DONE or runner == _get_ident():
+                return self._cancelled
+            waiter = self._lock
+            if waiter is None:
+                waiter = self._lock = _allocate_lock()
+                waiter.acquire()
+        with waiter:
+            pass
         return self._cancelled
 
     def _run(self) -> None:

@@ -82,6 +82,29 @@ def test_cancel_from_another_thread_waits_for_the_running_callback(loop):
     assert events == ["callback returned", "cancel returned"]
 
 
+def test_cancelled_asked_from_another_thread_waits_for_the_running_callback(loop):
+    started = threading.Event()
+    events = []
+
+    def callback():
+        started.set()
+        time.sleep(0.2)  # the other thread's cancelled() must wait for this to return
+        events.append("callback returned")
+
+    handle = loop.call_soon_threadsafe(callback)
+
+    def asker():
+        started.wait()
+        events.append(("cancelled", handle.cancelled()))
+        loop.call_soon_threadsafe(loop.stop)
+
+    t = threading.Thread(target=asker)
+    t.start()
+    loop.run_forever()
+    t.join()
+    assert events == ["callback returned", ("cancelled", False)]
+
+
 def test_a_handle_cancelled_from_another_thread_before_it_runs_never_runs(loop, run):
     ran = []
     handles = []
