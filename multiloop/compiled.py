@@ -47,12 +47,15 @@ from typing import Any
 #: instructions per request (callgrind, 3.11): transports compiled too 10,358 (protocol) / 34,004 (streams),
 #: core and fd table only 9,229 / 32,403, nothing compiled 14,008 / 41,955, stock asyncio 15,303 / 44,332.
 EXTENSION_MODULES: tuple[str, ...] = (
+    "multiloop.timerheap",
     "multiloop.fdtable",
     "multiloop.core",
 )
 
 #: The extensions that are correct without the GIL. Why, for each:
 #:
+#: - ``multiloop.timerheap``: each heap belongs to one loop and is used by its thread only (``call_at`` and
+#:   ``call_later`` are not thread-safe in asyncio either); the module has no shared state.
 #: - ``multiloop.fdtable``: used by the loop's own thread only (asyncio's rule for everything but
 #:   ``call_soon_threadsafe``); its C fields are never touched from another thread.
 #: - ``multiloop.core``: other threads call ``call_soon_threadsafe`` (and ``get_debug``, from a handle's
@@ -66,6 +69,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
 #:   if another thread replaces the slot); handles another thread may cancel (``call_soon_threadsafe``'s) are a
 #:   different class whose own locked ``_run`` is used.
 FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
+    "multiloop.timerheap",
     "multiloop.fdtable",
     "multiloop.core",
 )

@@ -7,14 +7,14 @@
 # `public` where Python code (services.py, the mixins, tests) reads or sets them.
 
 from multiloop.fdtable cimport FdEntry, FdTable
+from multiloop.timerheap cimport TimerHeap
 from multiloop._fasthandles cimport *
 
 cdef class _CoreState:
     cdef public object _ready
     cdef public object _ready_append
     cdef public object _ready_popleft
-    cdef public list _scheduled
-    cdef public object _timer_seq
+    cdef public TimerHeap _scheduled
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public dict _fds
     cdef public set _always_ready
