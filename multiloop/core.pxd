@@ -29,7 +29,11 @@ cdef class _CoreState:
     cdef public bint _debug
     cdef public double _clock_resolution
     cdef public object _current_handle
-    cdef public list _stats
+    cdef public long long _n_passes
+    cdef public long long _n_callbacks
+    cdef public long long _n_events
+    cdef public long long _n_dead
+    cdef public long long _n_stale
     cdef public object _instruments
     cdef public bint _hooked_pass
     cdef object __weakref__

@@ -244,8 +244,13 @@ class LoopCore(_CoreState, LoopServices):
         # (never per callback) and runs its plain code when it is None (see add_instrument).
         self._instruments: InstrumentSet | None = None
         self._instrument_set: InstrumentSet | None = None
-        # iterations, callbacks run, fd events dispatched, dead fds dropped, events for unknown fds
-        self._stats = [0, 0, 0, 0, 0]
+        # Counters for stats(). Compiled, C integers (a list of Python ints allocated a new int per update once
+        # past 256: three allocations per pass).
+        self._n_passes = 0
+        self._n_callbacks = 0
+        self._n_events = 0  # fd events dispatched
+        self._n_dead = 0  # dead fds dropped
+        self._n_stale = 0  # events for fds the core does not know
         self._stale_batch: list[tuple[int, int]] | None = None  # the events _discard_stale last handled
         self._iteration = _CoreIteration(self)
         self._waker = Waker(self._fdtable, poller.make_waker())
@@ -265,11 +270,12 @@ class LoopCore(_CoreState, LoopServices):
     def stats(self) -> LoopStats:
         """A snapshot of counters for observability (cheap: no per-event cost to keep them), with the
         backend's own counters (``Poller.statistics()``) in ``backend_stats``."""
-        it, cbs, evs, dead, stale = self._stats
-        return LoopStats(backend=self._backend_name, iterations=it, callbacks=cbs, fd_events=evs,
+        return LoopStats(backend=self._backend_name, iterations=self._n_passes, callbacks=self._n_callbacks,
+                         fd_events=self._n_events,
                          ready=len(self._ready), timers=len(self._scheduled) - self._timer_cancelled_count,
                          cancelled_timers=self._timer_cancelled_count, fds=len(self._fds),
-                         always_ready_fds=len(self._always_ready), dead_fds=dead, stale_fd_events=stale,
+                         always_ready_fds=len(self._always_ready), dead_fds=self._n_dead,
+                         stale_fd_events=self._n_stale,
                          timings=self._timings.snapshot() if self._timings is not None else None,
                          backend_stats=LoopStats.freeze(self._poller.statistics()))
 
@@ -536,12 +542,11 @@ class LoopCore(_CoreState, LoopServices):
             instruments.after_io_wait()
         self._process(events)
 
-    @cython.locals(self=_CoreState, scheduled=TimerHeap, stats=list, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
+    @cython.locals(self=_CoreState, scheduled=TimerHeap, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
                    end=cython.double)
     def _process(self, events: list[tuple[int, int]]) -> None:
         self._may_block = False
-        stats = self._stats
-        stats[0] += 1
+        self._n_passes += 1
         append = self._ready_append
         if events or self._always_ready:
             self._dispatch(events)
@@ -575,7 +580,7 @@ class LoopCore(_CoreState, LoopServices):
                     append(handle)
         # Run what was ready before this pass; callbacks they schedule wait for the next pass.
         ntodo = len(self._ready)
-        stats[1] += ntodo
+        self._n_callbacks += ntodo
         popleft = self._ready_popleft
         if self._hooked_pass:  # debug mode or instruments: one test for both (see _update_hooked_pass)
             if self._instruments is not None:
@@ -592,9 +597,12 @@ class LoopCore(_CoreState, LoopServices):
                 if ml_is_plain(handle):  # type: ignore[name-defined]  # noqa: F821
                     # Handle._run without the method call: same context, same report on failure.
                     if ml_cancelled(handle):  # type: ignore[name-defined]  # noqa: F821
+                        ml_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
                         continue
                     try:
                         ml_run(handle)  # type: ignore[name-defined]  # noqa: F821
+                        # Kept for the next call_soon if nothing else holds it (see _fasthandles.pxd).
+                        ml_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
                     except (SystemExit, KeyboardInterrupt):
                         raise
                     except BaseException as exc:
@@ -610,14 +618,13 @@ class LoopCore(_CoreState, LoopServices):
                     handle._run()
         handle = None  # drop the reference before blocking again (ResourceWarning-friendly)
 
-    @cython.locals(self=_CoreState, fds=dict, entry=FdEntry, ev=cython.long, stats=list)
+    @cython.locals(self=_CoreState, fds=dict, entry=FdEntry, ev=cython.long)
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         fds = self._fds
         append = self._ready_append
-        stats = self._stats
-        stats[2] += len(events)
-        if not stats[0] & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
-            events = self._audit(events, stats[0] >> _AUDIT_SHIFT)
+        self._n_events += len(events)
+        if not self._n_passes & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
+            events = self._audit(events, self._n_passes >> _AUDIT_SHIFT)
         for fd, ev in events:
             entry = fds.get(fd)
             if entry is None:
@@ -657,7 +664,7 @@ class LoopCore(_CoreState, LoopServices):
         self._stale_batch = events
         fds = self._fds
         unknown = [fd for fd, _ in events if fd not in fds]
-        self._stats[4] += len(unknown)
+        self._n_stale += len(unknown)
         self._poller.discard_stale(unknown)
 
     def _audit(self, events: list[tuple[int, int]], rotation: int) -> list[tuple[int, int]]:
@@ -703,7 +710,7 @@ class LoopCore(_CoreState, LoopServices):
         close, removes the reader in the next pass). poll() reports the closed fd at the start of that very
         pass. The registration is dropped at once either way (no spin); the report, queued behind the
         callbacks already waiting, is made only if nobody removed the registration meanwhile."""
-        self._stats[3] += 1
+        self._n_dead += 1
         record = self._fdtable.dead[fd] = [entry.mask, entry.fileobj]
         reader, writer = entry.reader, entry.writer
         callbacks = [h for h in (reader, writer) if h is not None]
@@ -773,7 +780,7 @@ class LoopCore(_CoreState, LoopServices):
         # The common callback types cost one test here; anything else gets the full check.
         tp = type(callback)
         if tp is _FunctionType:
-            if callback.__code__.co_flags & _CORO_FLAGS:
+            if (ml_code_flags(callback) if cython.compiled else callback.__code__.co_flags) & _CORO_FLAGS:  # type: ignore[name-defined]  # noqa: F821
                 _check_callback(callback, "call_soon")
         elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_soon")
@@ -828,7 +835,7 @@ class LoopCore(_CoreState, LoopServices):
             raise RuntimeError("Event loop is closed")
         tp = type(callback)
         if tp is _FunctionType:
-            if callback.__code__.co_flags & _CORO_FLAGS:
+            if (ml_code_flags(callback) if cython.compiled else callback.__code__.co_flags) & _CORO_FLAGS:  # type: ignore[name-defined]  # noqa: F821
                 _check_callback(callback, "call_at")  # stock asyncio names call_at for call_later too
         elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_at")
