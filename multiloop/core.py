@@ -206,7 +206,8 @@ if not cython.compiled:
         "__slots__": ("_ready", "_ready_append", "_ready_popleft", "_scheduled",
                       "_timer_cancelled_count", "_fds", "_always_ready", "_fdtable", "_poller", "_waker",
                       "_waker_fd_count", "_closed", "_stopping", "_forked", "_may_block", "_debug",
-                      "_clock_resolution", "_current_handle", "_stats", "_instruments", "_hooked_pass"),
+                      "_clock_resolution", "_current_handle", "_n_passes", "_n_callbacks", "_n_events",
+                      "_n_dead", "_n_stale", "_instruments", "_hooked_pass"),
     })
 
 
