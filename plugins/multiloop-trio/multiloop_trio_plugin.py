@@ -45,11 +45,14 @@ def multiloop_backends() -> list[multiloop.Backend]:
     return [multiloop.Backend(
         name=NAME,
         priority=5,
-        # No O1: one trio task waits per registered fd and direction. trio itself has no fd limit and keeps
-        # no kernel state across runs (a new epoll/kqueue per trio.run), hence fork-safe between runs.
+        # No O1 claimed: waiting is O(ready fds) through the inner epoll/kqueue poller, but where none exists
+        # the fallback runs a trio task per fd and direction, and this descriptor is built before that is
+        # known (without importing trio). No fd limit either way, and no kernel state across runs (trio's
+        # epoll/kqueue and the inner poller are made per trio.run), hence fork-safe between runs.
         capabilities=frozenset({multiloop.Capability.UNLIMITED_FDS, multiloop.Capability.FORK_SAFE}),
         probe=_probe,
         factory=_factory,
         auto=False,
-        description="trio: the loop waits inside trio.run (wait_readable/wait_writable); asyncio<->trio bridge",
+        description="trio: the loop waits inside trio.run (one trio task on an inner epoll/kqueue poller); "
+                    "asyncio<->trio bridge",
     )]

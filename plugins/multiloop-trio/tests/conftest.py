@@ -22,6 +22,15 @@ except ImportError:
         return ("multiloop-trio is not installed: plugins/multiloop-trio/tests not collected (tox's trio and "
                 "all environments install it and run them)")
 
+@pytest.fixture(autouse=True, params=["multiplexed", "per-fd"])
+def waiting(request, monkeypatch):
+    """Every test runs with both ways of waiting: all fds through one inner epoll/kqueue poller (the default
+    where one exists), and the fallback, one trio task per fd and direction (``MULTILOOP_TRIO_INNER=none``).
+    Subprocesses inherit the choice."""
+    monkeypatch.setenv("MULTILOOP_TRIO_INNER", "auto" if request.param == "multiplexed" else "none")
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def no_fd_leak():
     gc.collect()
