@@ -212,6 +212,22 @@ cdef extern from *:
         return res;
     }
 
+    /* _cancelled of a handle of a Handle subclass that keeps Handle's slots (call_soon_threadsafe's): the slot is
+       at the same offset. */
+    static inline int ml_cancelled_slot(PyObject *h) {
+    #ifdef Py_GIL_DISABLED
+        return __atomic_load_n(&ML_SLOT(h, ML_CANCELLED), __ATOMIC_RELAXED) == Py_True;
+    #else
+        return ML_SLOT(h, ML_CANCELLED) == Py_True;
+    #endif
+    }
+
+    #ifdef Py_GIL_DISABLED
+    #define ML_GIL_DISABLED 1
+    #else
+    #define ML_GIL_DISABLED 0
+    #endif
+
     /* co_flags of a plain function's code (callback checks): a field read instead of two attribute lookups
        (measured: 6% of call_soon). Free-threaded builds take a reference, as __code__ may be rebound. */
     static inline long ml_code_flags(PyObject *f) {
@@ -240,6 +256,8 @@ cdef extern from *:
     object ml_get(object h, int i)
     int ml_set(object h, int i, object v) except -1
     int ml_cancelled(object h) except -1
+    int ml_cancelled_slot(object h) noexcept
+    int ML_GIL_DISABLED
     object ml_new(object tp, object callback, object args, object loop, object context, object when)
     object ml_run(object h)
     void ml_recycle(object h)

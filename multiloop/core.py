@@ -64,6 +64,7 @@ try:
 except ImportError:  # running as plain Python without Cython installed
     from . import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
 
+from . import _threadsafe_handle as _ts
 from . import errors
 from ._callback_report import report_callback_error as _report_callback_error
 from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
@@ -103,6 +104,7 @@ _copy_context = contextvars.copy_context
 _monotonic = time.monotonic
 _heappush = heapq.heappush
 _heappop = heapq.heappop
+_get_ident = threading.get_ident
 _Ts = TypeVarTuple("_Ts")
 # Compiled: whether asyncio's handles have the slots _fasthandles.pxd expects (else the Python-level paths run).
 _FAST = cython.compiled and ml_init_handles(_Handle, _TimerHandle)  # type: ignore[name-defined]  # noqa: F821
@@ -258,8 +260,10 @@ class _CoreState:
                         raise
                     except BaseException as exc:
                         _report_callback_error(handle, exc)
+                elif handle.__class__ is _ThreadSafeHandle:
+                    _run_threadsafe(handle)  # its _run, with the callback run inline
                 elif not handle._cancelled:
-                    handle._run()  # another class (call_soon_threadsafe's): its own _run
+                    handle._run()  # another class: its own _run
         else:
             for _ in range(ntodo):
                 handle = popleft()
@@ -332,6 +336,58 @@ class _CoreIteration(Iteration):
             loop._instruments.after_io_wait()
         loop._process(events)
         return not loop._stopping
+
+
+def _run_threadsafe(handle: Any) -> None:
+    """``ThreadSafeHandle._run`` (the same protocol: see :mod:`multiloop._threadsafe_handle`), compiled, with the
+    callback run as plain handles are (``ml_run``). Only the compiled pass calls it.
+
+    With the GIL, this C code cannot be interrupted between the Python-level calls it makes; so when the
+    transition lock is free, no canceller is inside its critical section and none can enter one before this
+    section ends: the section needs no lock then (two calls fewer). Free-threaded builds always take it."""
+    transition = _ts._transition  # looked up each time: replaced in a forked child
+    take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+    if take:
+        transition.acquire()
+    cancelled = ml_cancelled_slot(handle)  # type: ignore[name-defined]  # noqa: F821
+    if not cancelled:
+        handle._runner = _get_ident()
+    if take:
+        transition.release()
+    if cancelled:
+        return
+    try:
+        ml_run(handle)  # type: ignore[name-defined]  # noqa: F821
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        _report_callback_error(handle, exc)
+    finally:
+        take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+        if take:
+            transition.acquire()
+        handle._runner = _ts._DONE
+        waiter = handle._lock
+        if take:
+            transition.release()
+        if waiter is not None:
+            waiter.release()
+
+
+if not cython.compiled:
+    # Plain Python: the same fields as slots. A loop has ~40 attributes, more than CPython (3.11+) keeps in an
+    # object's inline values (30), so its instance dict is materialised and every self._x on the hot path is a
+    # hinted dict lookup (LOAD_ATTR_WITH_HINT) instead of a fixed-offset load: measured on 3.14, that alone put
+    # call_soon at 0.94x stock asyncio (whose loop has 27). tests/test_compiled.py checks the names match core.pxd.
+    # The class is remade with the same namespace (its docstring and the pass) plus the slots.
+    _CoreState = type("_CoreState", (), {  # type: ignore[misc, assignment]  # noqa: F811
+        **{k: v for k, v in vars(_CoreState).items() if k not in ("__dict__", "__weakref__")},
+        "__slots__": ("_ready", "_ready_append", "_ready_popleft", "_scheduled",
+                      "_timer_cancelled_count", "_fds", "_always_ready", "_fdtable", "_poller", "_waker",
+                      "_waker_fd_count", "_closed", "_stopping", "_forked", "_may_block", "_debug",
+                      "_clock_resolution", "_current_handle", "_n_passes", "_n_callbacks", "_n_events",
+                      "_n_dead", "_n_stale", "_instruments", "_hooked_pass"),
+    })
 
 
 class LoopCore(_CoreState, LoopServices):
@@ -828,13 +884,37 @@ class LoopCore(_CoreState, LoopServices):
     @cython.locals(self=_CoreState)
     def call_soon_threadsafe(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
                              context: contextvars.Context | None = None) -> asyncio.Handle:
-        self._check_closed()
-        _check_callback(callback, "call_soon_threadsafe")
-        # A handle another thread may cancel while this one runs it (see _threadsafe_handle).
-        handle: Any = _ThreadSafeHandle(callback, args, self, context)
-        if handle._source_traceback:
-            # The handle's __init__, and this method's frame where it has one (see call_soon).
-            del handle._source_traceback[-1 if cython.compiled else -2:]
+        if self._closed or self._forked:
+            self._check_closed()  # raises the right error
+        tp = type(callback)  # see call_soon
+        if tp is _FunctionType:
+            if callback.__code__.co_flags & _CORO_FLAGS:
+                _check_callback(callback, "call_soon_threadsafe")
+        elif tp not in _PLAIN_CALLABLES:
+            _check_callback(callback, "call_soon_threadsafe")
+        # A handle another thread may cancel while this one runs it (see _threadsafe_handle). Outside debug
+        # mode it is built like call_soon's, plus its two own slots.
+        handle: Any
+        if self._debug:
+            handle = _ThreadSafeHandle(callback, args, self, context)
+            if handle._source_traceback:
+                # The handle's __init__, and this method's frame where it has one (see call_soon).
+                del handle._source_traceback[-1 if cython.compiled else -2:]
+        elif cython.compiled and _FAST:
+            handle = ml_new(_ThreadSafeHandle, callback, args, self, context, None)  # type: ignore[name-defined]  # noqa: F821
+            handle._lock = None
+            handle._runner = None
+        else:
+            handle = _new_object(_ThreadSafeHandle)
+            handle._callback = callback
+            handle._args = args
+            handle._cancelled = False
+            handle._loop = self
+            handle._repr = None
+            handle._source_traceback = None
+            handle._context = _copy_context() if context is None else context
+            handle._lock = None
+            handle._runner = None
         self._ready_append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
         if cython.compiled:
             # Free-threaded builds: the append is visible before we read the flag (see _compute_timeout).

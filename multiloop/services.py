@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from .callbacks import check_callback
-from .dns import getaddrinfo as _getaddrinfo
+from .dns import resolve_numeric as _resolve_numeric
 from .exceptions import log_exception_context
 from .seams import Loop
 
@@ -189,7 +189,11 @@ class LoopServices(Loop):
     # ------------------------------------------------------------------------------------------- DNS
     async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0,
                           flags: int = 0) -> list[Any]:
-        return await _getaddrinfo(self, host, port, family=family, type=type, proto=proto, flags=flags)
+        # multiloop.dns: numeric hosts are answered inline (no thread), here rather than in a second coroutine.
+        result = _resolve_numeric(host, port, family, type, proto, flags)
+        if result is not None:
+            return result
+        return await self.run_in_executor(None, socket.getaddrinfo, host, port, family, type, proto, flags)
 
     async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
         return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)

@@ -136,3 +136,28 @@ def test_info_shows_the_hot_path():
     proc = subprocess.run([sys.executable, "-m", "multiloop", "info", "--json"], capture_output=True, text=True,
                           timeout=60, cwd=where)
     assert json.loads(proc.stdout)["hot_path"]["mode"] == compiled.MODE
+
+
+def test_the_pure_core_state_has_the_fields_core_pxd_declares_as_slots():
+    """Plain Python, the scheduler state is a slotted base class (an instance dict with more than 30 keys makes
+    every self._x a dict lookup); its names must be the compiled _CoreState's C fields."""
+    import re
+    from pathlib import Path
+
+    pxd = (Path(multiloop.__file__).parent / "core.pxd").read_text()
+    body = pxd[pxd.index("cdef class _CoreState:"):]
+    fields = re.findall(r"^\s+cdef public (?:\w+ )+(\w+)$", body, re.MULTILINE)
+    assert len(fields) > 10
+    code = textwrap.dedent("""
+        import json, multiloop.core as core
+        print(json.dumps(list(getattr(core._CoreState, "__slots__", ()))))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != compiled.ENV} | {compiled.ENV: "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == fields
+    loop = multiloop.new_loop()
+    try:
+        assert len(vars(loop)) <= 30  # the rest still fits the inline values
+    finally:
+        loop.close()

@@ -10,23 +10,38 @@ import threading
 import time
 from asyncio import events as aio_events
 
-import pytest
-
 from multiloop import _threadsafe_handle
 
 
-def test_asyncio_private_class_is_used_where_it_exists_and_has_the_shape_we_rely_on():
+def test_asyncio_private_class_is_subclassed_where_it_exists_and_has_the_shape_we_rely_on(loop):
     cls = getattr(aio_events, "_ThreadSafeHandle", None)
     if sys.version_info >= (3, 14):
         assert cls is not None, "asyncio.events._ThreadSafeHandle is gone: update multiloop/_threadsafe_handle.py"
+    ours = _threadsafe_handle.ThreadSafeHandle
     if cls is None:
-        assert _threadsafe_handle.ThreadSafeHandle is _threadsafe_handle._OwnThreadSafeHandle
-        return
-    assert _threadsafe_handle.ThreadSafeHandle is cls
-    assert issubclass(cls, asyncio.Handle)
-    assert "_lock" in cls.__slots__
-    for name in ("cancel", "cancelled", "_run"):
-        assert name in vars(cls), f"_ThreadSafeHandle no longer overrides {name}"
+        assert not _threadsafe_handle.IS_ASYNCIO_CLASS
+        assert ours.__bases__ == (asyncio.Handle,)
+    else:
+        assert _threadsafe_handle.IS_ASYNCIO_CLASS and ours.__bases__ == (cls,)
+        assert issubclass(cls, asyncio.Handle)
+        assert "_lock" in cls.__slots__, "asyncio's class lost its _lock slot, which ours reuses"
+    for name in ("__init__", "cancel", "cancelled", "_run"):
+        assert name in vars(ours), f"our handle must override {name} (asyncio's takes an RLock)"
+    # The core fills these slots itself (no __init__ call outside debug mode): they must all exist.
+    slots = {s for klass in ours.__mro__ for s in getattr(klass, "__slots__", ())}
+    assert {"_callback", "_args", "_cancelled", "_loop", "_repr", "_source_traceback", "_context", "_lock",
+            "_runner"} <= slots
+    assert not hasattr(ours(lambda: None, (), loop), "__dict__")
+
+
+def test_the_core_builds_the_handle_as_its_init_does(loop):
+    fast = loop.call_soon_threadsafe(print, 1, 2)
+    slow = _threadsafe_handle.ThreadSafeHandle(print, (1, 2), loop, fast._context)
+    for name in ("_callback", "_args", "_cancelled", "_loop", "_repr", "_source_traceback", "_context", "_lock",
+                 "_runner"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert repr(fast) == repr(slow)
+    fast.cancel()
 
 
 def test_call_soon_threadsafe_returns_the_thread_safe_handle(loop):
@@ -67,6 +82,29 @@ def test_cancel_from_another_thread_waits_for_the_running_callback(loop):
     assert events == ["callback returned", "cancel returned"]
 
 
+def test_cancelled_asked_from_another_thread_waits_for_the_running_callback(loop):
+    started = threading.Event()
+    events = []
+
+    def callback():
+        started.set()
+        time.sleep(0.2)  # the other thread's cancelled() must wait for this to return
+        events.append("callback returned")
+
+    handle = loop.call_soon_threadsafe(callback)
+
+    def asker():
+        started.wait()
+        events.append(("cancelled", handle.cancelled()))
+        loop.call_soon_threadsafe(loop.stop)
+
+    t = threading.Thread(target=asker)
+    t.start()
+    loop.run_forever()
+    t.join()
+    assert events == ["callback returned", ("cancelled", False)]
+
+
 def test_a_handle_cancelled_from_another_thread_before_it_runs_never_runs(loop, run):
     ran = []
     handles = []
@@ -90,15 +128,85 @@ def test_a_handle_cancelled_from_another_thread_before_it_runs_never_runs(loop, 
     assert [h.cancelled() for h in handles] == [bool(i % 2) for i in range(200)]
 
 
-@pytest.mark.parametrize("cls", [_threadsafe_handle._OwnThreadSafeHandle])
-def test_own_handle_cancel_from_the_callback_itself_does_not_deadlock(loop, cls):
+def test_cancel_from_the_callback_itself_does_not_deadlock(loop):
     ran = []
     box = []
 
     def callback():
-        box[0].cancel()  # re-entrant lock: cancelling oneself while running is allowed
+        box[0].cancel()  # as with asyncio's re-entrant lock: cancelling oneself while running is allowed
         ran.append(True)
 
-    box.append(cls(callback, (), loop))
-    box[0]._run()
+    box.append(loop.call_soon_threadsafe(callback))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
     assert ran == [True] and box[0].cancelled()
+
+
+def test_many_threads_cancelling_a_running_callback_all_wait_for_it(loop):
+    started = threading.Event()
+    release = threading.Event()
+    returned = []
+
+    def callback():
+        started.set()
+        release.wait(5)
+        returned.append("callback")
+
+    handle = loop.call_soon_threadsafe(callback)
+
+    def canceller():
+        started.wait(5)
+        handle.cancel()
+        returned.append("cancel")
+
+    threads = [threading.Thread(target=canceller) for _ in range(4)]
+    for t in threads:
+        t.start()
+
+    def let_go():
+        # The cancellers are blocked in cancel() (or about to be): none has returned while the callback runs.
+        time_left = 50
+        while time_left and not all(t.is_alive() for t in threads):
+            time_left -= 1
+        release.set()
+
+    threading.Thread(target=lambda: (started.wait(5), let_go())).start()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    for t in threads:
+        t.join(5)
+    assert returned == ["callback"] + ["cancel"] * 4
+    assert handle.cancelled() and handle._callback is None
+
+
+def test_cancel_racing_the_run_either_wins_or_waits(loop):
+    """Many handles, each cancelled by another thread at about the moment the loop runs it: a handle whose
+    cancel() returned before the callback started never runs, and no cancel() returns while its callback runs."""
+    n = 2000
+    state = [0] * n  # 0 never ran, 1 running, 2 returned
+    violations = []
+    handles = []
+
+    def callback(i):
+        state[i] = 1
+        state[i] = 2
+
+    for i in range(n):
+        handles.append(loop.call_soon_threadsafe(callback, i))
+
+    def canceller():
+        for i in range(n - 1, -1, -1):
+            handles[i].cancel()
+            if state[i] == 1:
+                violations.append(i)  # cancel() returned while the callback was running
+
+    t = threading.Thread(target=canceller)
+    t.start()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    t.join()
+    assert violations == []
+    assert all(h.cancelled() for h in handles)
+    ran = [i for i in range(n) if state[i] == 2]
+    assert all(state[i] in (0, 2) for i in range(n))
+    assert ran == sorted(ran)  # and nothing ran twice or out of order
