@@ -63,7 +63,6 @@ class TimerHeap:
     def __len__(self) -> int:
         return self._n
 
-    @cython.locals(slot=cython.Py_ssize_t)
     def push(self, when: float, timer: Any) -> None:
         """Schedule ``timer`` for ``when`` (after every timer already scheduled for the same deadline)."""
         self._push_with_seq(when, self._seq, timer)
