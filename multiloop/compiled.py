@@ -50,6 +50,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "multiloop.timerheap",
     "multiloop.fdtable",
     "multiloop.core",
+    "multiloop.net.streamengine",
 )
 
 #: The extensions that are correct without the GIL. Why, for each:
@@ -68,10 +69,16 @@ EXTENSION_MODULES: tuple[str, ...] = (
 #:   Handles: the loop reads their slots through ``PyMember_GetOne`` on free-threaded builds (a safe reference even
 #:   if another thread replaces the slot); handles another thread may cancel (``call_soon_threadsafe``'s) are a
 #:   different class whose own locked ``_run`` is used.
+#: - ``multiloop.net.streamengine``: an engine belongs to one transport, which (as in asyncio) is used from the
+#:   loop's thread only; its C fields are never touched from another thread. The socket's fd is read from the
+#:   socket object with an atomic load there, so a socket closed by another thread (unsupported) fails with
+#:   EBADF as socket.send would, never with a torn read. The module's only process-wide state is the socket
+#:   type recorded once at import.
 FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
     "multiloop.timerheap",
     "multiloop.fdtable",
     "multiloop.core",
+    "multiloop.net.streamengine",
 )
 
 #: The environment variable that selects the ``.py`` sources (at build time it skips building them).

@@ -43,6 +43,7 @@ from typing import Any
 from ..seams import ConnectionTracker, Loop
 from ..transport_base import FdTransport
 from .socketview import socket_extra
+from .streamengine import LARGE_READ, StreamEngine
 
 logger = logging.getLogger("asyncio")
 
@@ -53,8 +54,6 @@ except (OSError, ValueError):
     IOV_MAX = 16  # POSIX minimum
 
 _BufferedProtocol = asyncio.BufferedProtocol
-#: A read at least this large switches the connection to recv() into a fresh bytes object (no copy).
-LARGE_READ = 16 * 1024
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 _islice = itertools.islice
 
@@ -87,11 +86,11 @@ class SocketTransport(FdTransport, asyncio.Transport):
     _multiloop_sendfile_native = True
     # What stock asyncio's start_tls checks before wrapping a transport.
     _start_tls_compatible = True
-    __slots__ = ("_rview", "_eof", "_buffered")
-    # Rarely set (sendfile; connections receiving large reads): class defaults until then, when the instance's
-    # __dict__ is made for them.
+    # ``write`` is a slot holding the engine's bound write (see multiloop.net.streamengine): user code calling
+    # transport.write(data) lands in the engine with no Python frame of ours in between.
+    __slots__ = ("_eof", "_engine", "write")
+    # Rarely set (sendfile): a class default until then, when the instance's __dict__ is made for it.
     _empty_waiter: asyncio.Future[None] | None = None
-    _large_reads = False  # the last read was large: read with recv()
     #: What the write buffer is while nothing is buffered (falsy, empty, shared): see _append.
     _NO_BUFFER: Any = ()
 
@@ -99,7 +98,8 @@ class SocketTransport(FdTransport, asyncio.Transport):
                  waiter: asyncio.Future[Any] | None = None, extra: dict[str, Any] | None = None,
                  server: ConnectionTracker | None = None) -> None:
         super().__init__(loop, sock, sock.fileno(), protocol, waiter, socket_extra(sock, extra), server)
-        self._rview = loop._read_buffer
+        engine = self._engine = StreamEngine(self, sock, loop._read_buffer)
+        self.write = engine.write  # type: ignore[method-assign]
         self._buffer: collections.deque[Any] = self._NO_BUFFER  # a deque while something is buffered
         self._eof = False  # write_eof() called
         self.set_protocol(protocol)
@@ -112,82 +112,20 @@ class SocketTransport(FdTransport, asyncio.Transport):
 
     def set_protocol(self, protocol: Any) -> None:
         self._protocol = protocol
-        self._buffered = isinstance(protocol, _BufferedProtocol)
+        self._engine.set_protocol(protocol, isinstance(protocol, _BufferedProtocol))
+
+    def _update_direct(self) -> None:
+        """Tell the engine whether a write may go straight to the kernel (see StreamEngine)."""
+        self._engine.direct = not (self._buffer or self._eof or self._conn_lost or self._file is None
+                                   or self._empty_waiter is not None)
 
     # ------------------------------------------------------------------------------------------ reading
+    def _start_reading(self) -> None:
+        self._loop._fdtable.add_reader(self._fd, self._engine.read_ready, context=self._context)
+        self._reader_on = True
+
     def _read_ready(self) -> None:
-        if self._conn_lost:
-            return
-        buffered = self._buffered
-        if buffered:
-            buf = self._protocol_buffer()
-            if buf is None:
-                return
-        elif self._large_reads:
-            self._read_large()
-            return
-        else:
-            buf = self._rview
-        try:
-            n = self._file.recv_into(buf)
-        except _TRY_AGAIN:
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not n:
-            self._on_eof()
-            return
-        try:
-            if buffered:
-                self._protocol.buffer_updated(n)
-            else:
-                if n >= LARGE_READ:
-                    self._large_reads = True
-                self._protocol.data_received(buf[:n].tobytes())
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            method = "buffer_updated" if buffered else "data_received"
-            self._fatal_error(exc, f"Fatal error: protocol.{method}() call failed.")
-
-    def _read_large(self) -> None:
-        """_read_ready for a connection receiving large reads: the kernel copies into a new bytes object."""
-        try:
-            data = self._file.recv(len(self._rview))
-        except _TRY_AGAIN:
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not data:
-            self._on_eof()
-            return
-        if len(data) < LARGE_READ:
-            self._large_reads = False
-        try:
-            self._protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-
-    def _protocol_buffer(self) -> Any:
-        """A BufferedProtocol's buffer to read into, or None (after a fatal error) if it has none to give."""
-        try:
-            buf = self._protocol.get_buffer(-1)
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-            return None
-        return buf
+        self._engine.read_ready()
 
     def _on_eof(self) -> None:
         self._read_eof = True
@@ -206,7 +144,8 @@ class SocketTransport(FdTransport, asyncio.Transport):
             self.close()
 
     # ------------------------------------------------------------------------------------------ writing
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        """write() when the engine may not send at once: every check, then send or buffer."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
         if self._eof:
@@ -238,6 +177,12 @@ class SocketTransport(FdTransport, asyncio.Transport):
         self._append(data)
         self._maybe_pause_protocol()
 
+    def _write_rest(self, data: bytes, n: int) -> None:
+        """The engine sent the first ``n`` bytes of ``data`` (``n < len(data)``): buffer the rest."""
+        self._start_writing()
+        self._append(memoryview(data)[n:] if n else data)
+        self._maybe_pause_protocol()
+
     def _append(self, data: Any) -> None:
         # The caller may reuse a mutable buffer once write() returns: keep an immutable copy of what is left
         # (bytes, or a memoryview slice of bytes we made ourselves, need no copy).
@@ -246,6 +191,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
         buffer = self._buffer
         if buffer is self._NO_BUFFER:
             buffer = self._buffer = collections.deque()
+            self._engine.direct = False
         buffer.append(data)
         self._bufsize += len(data)
 
@@ -329,6 +275,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
         self._maybe_resume_protocol()  # may write more
         if not self._buffer:
             self._buffer = self._NO_BUFFER  # an idle connection keeps no deque
+            self._update_direct()
             if self._empty_waiter is not None and not self._empty_waiter.done():
                 self._empty_waiter.set_result(None)
             self._write_done()
@@ -348,6 +295,7 @@ class SocketTransport(FdTransport, asyncio.Transport):
         if self._closing or self._eof:
             return
         self._eof = True
+        self._engine.direct = False
         if not self._buffer:
             self._shutdown_write()
 
@@ -357,16 +305,36 @@ class SocketTransport(FdTransport, asyncio.Transport):
         if self._empty_waiter is not None:
             raise RuntimeError("Empty waiter is already set")
         waiter = self._empty_waiter = self._loop.create_future()
+        self._engine.direct = False
         if not self._buffer:
             waiter.set_result(None)
         return waiter
 
     def _reset_empty_waiter(self) -> None:
         self._empty_waiter = None
+        self._update_direct()
 
     # ---------------------------------------------------------------------------------------- closing
+    def _drop_buffer(self) -> None:
+        super()._drop_buffer()
+        if self._buffer is not self._NO_BUFFER:
+            self._buffer = self._NO_BUFFER
+        self._update_direct()
+
+    def _lose(self, exc: BaseException | None) -> None:
+        self._engine.lost = True
+        self._engine.direct = False
+        super()._lose(exc)
+
+    def _write_done(self) -> None:
+        super()._write_done()
+        if self._conn_lost:
+            self._engine.lost = True
+        self._update_direct()
+
     def _release(self) -> None:
         super()._release()
+        self._engine.detach()
         waiter = self._empty_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionError("Connection is closed by peer"))
