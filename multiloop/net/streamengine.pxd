@@ -93,6 +93,10 @@ cdef extern from *:
     bytes ml_bytes_of(object bytearray, Py_ssize_t n)
 
 
+# A C constant, compared with a C integer on every read (a module-level Python int would be boxed for it).
+cdef Py_ssize_t LARGE_READ
+
+
 cdef class StreamEngine:
     cdef public object transport
     cdef public object sock

@@ -201,17 +201,19 @@ class StreamEngine:
             self.transport._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
 
     # ------------------------------------------------------------------------------------------ writing
-    @cython.locals(n=cython.Py_ssize_t)
+    @cython.locals(n=cython.Py_ssize_t, size=cython.Py_ssize_t, raw=bytes)
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """The transport's ``write``: bytes go straight to the kernel when nothing stands in the way."""
         if not self.direct or type(data) is not bytes:
             self.transport._write(data)  # every check, and the buffered path
             return
-        if not len(data):
+        raw = data  # compiled: typed, so len() is a field read
+        size = len(raw)
+        if not size:
             return
         if cython.compiled and self.rbytes is not None:
             try:
-                n = ml_send(self.sock, data)  # type: ignore[name-defined]  # noqa: F821
+                n = ml_send(self.sock, raw)  # type: ignore[name-defined]  # noqa: F821
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -229,5 +231,5 @@ class StreamEngine:
             except BaseException as exc:
                 self.transport._fatal_error(exc, "Fatal write error on socket transport")
                 return
-        if n != len(data):
+        if n != size:
             self.transport._write_rest(data, n)

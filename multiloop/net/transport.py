@@ -10,7 +10,7 @@ Facts that shape it:
   messages but slower from ~4 KiB up and needs four passes for what one 256 KiB read gets.
 - That copy is the one cost of the reused buffer, and it grows with the data: 64 KiB is 64 KiB of memcpy per
   read (65,000 of the 79,000 instructions per 64 KiB echo request, callgrind), while ``recv()`` into a fresh
-  bytes object costs the kernel's copy only. So a connection whose last read was large (>= LARGE_READ) reads
+  bytes object costs the kernel's copy only. So a connection whose last read was large (>= ``streamengine.LARGE_READ``) reads
   with ``recv(256 KiB)`` until a read comes back small again.
 - ``sendmsg`` sends several buffers in one syscall without joining them, so ``writelines`` and the flush of a
   buffer of many chunks cost one copy (into the kernel), not two. At most IOV_MAX buffers per call.
@@ -43,7 +43,7 @@ from typing import Any
 from ..seams import ConnectionTracker, Loop
 from ..transport_base import FdTransport
 from .socketview import socket_extra
-from .streamengine import LARGE_READ, StreamEngine
+from .streamengine import StreamEngine
 
 logger = logging.getLogger("asyncio")
 
