@@ -118,7 +118,7 @@ class FdTransport(TransportBase):
     LOST_WRITE_WARNING: ClassVar[str] = "socket.send() raised exception."
 
     __slots__ = ("_loop", "_file", "_fd", "_conn_lost", "_paused", "_read_eof", "_reader_on", "_writer_on",
-                 "_bufsize", "_protocol_paused", "_server", "_buffer")
+                 "_bufsize", "_protocol_paused", "_server", "_buffer", "_context")
     _file: Any  # the socket or file object; None once released (__del__ may run on a half-made object)
     _server: ConnectionTracker | None
     _bufsize: int

@@ -12,8 +12,8 @@ Facts that shape it:
 
 Design: :class:`StreamEngine` is the transport's collaborator that does those two steps.
 :class:`multiloop.net.transport.SocketTransport` stays the public object (isinstance, the API, every rare path)
-and registers :meth:`StreamEngine.read_ready` with the fd table as its reader, so the core's dispatch runs it
-directly; the transport's ``write`` *is* :meth:`StreamEngine.write` (a slot holding the bound method). The
+and registers the engine itself (callable: :meth:`StreamEngine.__call__` reads) with the fd table as its reader,
+so the core's dispatch runs it directly; the transport's ``write`` *is* :meth:`StreamEngine.write` (a slot holding the bound method). The
 engine hands every rare case back to the transport: EOF (``_on_eof``), errors (``_fatal_error``), a write that
 may not go straight out (``_write``), the rest of a partial write (``_write_rest``). The transport keeps the
 engine's flags true: ``direct`` (a write may go straight to the kernel: nothing buffered, no EOF written, no
@@ -62,8 +62,7 @@ _SOCK_FAST = cython.compiled and _probe_socket_layout()
 class StreamEngine:
     """Reads for, and writes straight through, one :class:`~multiloop.net.transport.SocketTransport`."""
 
-    __slots__ = ("transport", "sock", "rview", "rbytes", "data_received", "get_buffer", "buffer_updated",
-                 "buffered", "large_reads", "lost", "direct")
+    __slots__ = ("transport", "sock", "rview", "rbytes", "protocol", "buffered", "large_reads", "lost", "direct")
 
     def __init__(self, transport: Any, sock: socket.socket, rview: memoryview) -> None:
         self.transport = transport
@@ -72,34 +71,34 @@ class StreamEngine:
         self.rview = rview
         self.rbytes = rview.obj if _SOCK_FAST and type(rview.obj) is bytearray and \
             ml_sock_fd(sock) != -2 else None  # type: ignore[name-defined]  # noqa: F821
-        self.data_received: Any = None
-        self.get_buffer: Any = None
-        self.buffer_updated: Any = None
+        self.protocol: Any = None
         self.buffered = False
         self.large_reads = False  # the last read was large: read with recv()
         self.lost = False
         self.direct = True
 
     def set_protocol(self, protocol: Any, buffered: bool) -> None:
+        # The protocol, not its bound methods: each would be an object per connection (memory per idle
+        # connection is a target), and a method replaced on the protocol after connection_made is still the
+        # one called, as with stock asyncio. A method call by name costs no allocation.
+        self.protocol = protocol
         self.buffered = buffered
-        if buffered:
-            self.get_buffer = protocol.get_buffer
-            self.buffer_updated = protocol.buffer_updated
-            self.data_received = None
-        else:
-            self.data_received = protocol.data_received
-            self.get_buffer = self.buffer_updated = None
 
     def detach(self) -> None:
         """The connection is over: drop the protocol. The transport stays: a write() after this still reaches
         its ``_write``, which counts (and past a threshold logs) writes to a lost connection."""
         self.lost = True
         self.direct = False
-        self.data_received = self.get_buffer = self.buffer_updated = None
+        self.protocol = None
+
+    def __repr__(self) -> str:
+        return f"<StreamEngine of {self.transport!r}>"
 
     # ------------------------------------------------------------------------------------------ reading
     @cython.locals(n=cython.Py_ssize_t)
-    def read_ready(self) -> None:
+    def __call__(self) -> None:
+        """The reader callback: the engine itself is what the fd table runs when the socket is readable (no bound
+        method object per connection, and one indirection less per event)."""
         if self.lost:
             return
         if self.buffered:
@@ -141,14 +140,14 @@ class StreamEngine:
         if n >= LARGE_READ:
             self.large_reads = True
         try:
-            self.data_received(data)
+            self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self.transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
     def _read_large(self) -> None:
-        """read_ready for a connection receiving large reads: the kernel copies into a new bytes object."""
+        """A read for a connection receiving large reads: the kernel copies into a new bytes object."""
         try:
             data = self.sock.recv(len(self.rview))
         except _TRY_AGAIN:
@@ -164,16 +163,16 @@ class StreamEngine:
         if len(data) < LARGE_READ:
             self.large_reads = False
         try:
-            self.data_received(data)
+            self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self.transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
     def _read_buffered(self) -> None:
-        """read_ready for a BufferedProtocol: into the buffer it gives."""
+        """A read for a BufferedProtocol: into the buffer it gives."""
         try:
-            buf = self.get_buffer(-1)
+            buf = self.protocol.get_buffer(-1)
             if not len(buf):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
@@ -194,7 +193,7 @@ class StreamEngine:
             self.transport._on_eof()
             return
         try:
-            self.buffer_updated(n)
+            self.protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

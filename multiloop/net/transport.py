@@ -121,11 +121,11 @@ class SocketTransport(FdTransport, asyncio.Transport):
 
     # ------------------------------------------------------------------------------------------ reading
     def _start_reading(self) -> None:
-        self._loop._fdtable.add_reader(self._fd, self._engine.read_ready, context=self._context)
+        self._loop._fdtable.add_reader(self._fd, self._engine, context=self._context)
         self._reader_on = True
 
     def _read_ready(self) -> None:
-        self._engine.read_ready()
+        self._engine()
 
     def _on_eof(self) -> None:
         self._read_eof = True
