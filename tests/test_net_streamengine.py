@@ -89,3 +89,41 @@ def test_a_large_message_switches_to_large_reads_and_back(loop, run, socketpair,
         await proto.lost
 
     run(main())
+
+
+def test_a_socket_subclass_gets_its_own_send_and_recv_into_called(loop, run, recorder):
+    # The engine makes syscalls itself only for a plain socket.socket; a subclass's overrides still run.
+    calls: list[str] = []
+
+    class Traced(socket.socket):
+        def send(self, data, *args):
+            calls.append("send")
+            return super().send(data, *args)
+
+        def recv_into(self, buf, *args):
+            calls.append("recv_into")
+            return super().recv_into(buf, *args)
+
+    a0, b = socket.socketpair()
+    a = Traced(a0.family, a0.type, fileno=a0.detach())
+    a.setblocking(False)
+    b.setblocking(False)
+    proto = recorder()
+    waiter = loop.create_future()
+    transport = loop._make_socket_transport(a, proto, waiter)
+
+    async def main():
+        await waiter
+        transport.write(b"out")
+        assert await loop.sock_recv(b, 100) == b"out"
+        b.send(b"in")
+        await proto.got_data
+        assert bytes(proto.data) == b"in"
+        assert calls == ["send", "recv_into"]
+        transport.close()
+        await proto.lost
+
+    try:
+        run(main())
+    finally:
+        b.close()

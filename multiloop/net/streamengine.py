@@ -69,8 +69,10 @@ class StreamEngine:
         self.sock = sock
         #: The loop's shared read buffer; compiled, the bytearray under it is read into directly.
         self.rview = rview
-        self.rbytes = rview.obj if _SOCK_FAST and type(rview.obj) is bytearray and \
-            ml_sock_fd(sock) != -2 else None  # type: ignore[name-defined]  # noqa: F821
+        # Syscalls on the fd only for a plain socket.socket: a subclass may override recv_into/send, and then
+        # those are what must run, as the transport always called them.
+        self.rbytes = rview.obj if _SOCK_FAST and type(sock) is socket.socket and \
+            type(rview.obj) is bytearray else None
         self.protocol: Any = None
         self.buffered = False
         self.large_reads = False  # the last read was large: read with recv()
