@@ -126,6 +126,7 @@ def _after_fork_in_child() -> None:
         loop._forked = True
         loop._fdtable.forked = True
         loop._waker.after_fork_in_child()
+        loop._forget_executor_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
