@@ -108,6 +108,15 @@ _get_ident = threading.get_ident
 _Ts = TypeVarTuple("_Ts")
 # Compiled: whether asyncio's handles have the slots _fasthandles.pxd expects (else the Python-level paths run).
 _FAST = cython.compiled and ml_init_handles(_Handle, _TimerHandle)  # type: ignore[name-defined]  # noqa: F821
+# Compiled: whether call_soon_threadsafe's handle class has the _lock and _runner slots _fasthandles.pxd expects.
+_FAST_TS = _FAST and ml_init_threadsafe(_ThreadSafeHandle)  # type: ignore[name-defined]  # noqa: F821
+# The threadsafe handles' transition lock (see _threadsafe_handle), its bound locked(), and the runner's end
+# value, kept here so _run_threadsafe reads module globals, not attributes of another module, per handle.
+# The lock is replaced in a forked child: _after_fork_in_child reads it again (that module's own at-fork
+# hook, registered when it was imported, before this module's, has run by then).
+_transition = _ts._transition
+_transition_locked = _transition.locked
+_TS_DONE = _ts._DONE
 
 #: For the purge of cancelled timers: a C-level test per timer (a Python function here measured slower).
 _is_cancelled = operator.attrgetter("_cancelled")
@@ -122,6 +131,9 @@ _live_loops: weakref.WeakSet[LoopCore] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    global _transition, _transition_locked
+    _transition = _ts._transition
+    _transition_locked = _transition.locked
     for loop in list(_live_loops):
         loop._forked = True
         loop._fdtable.forked = True
@@ -261,8 +273,10 @@ class _CoreState:
                         raise
                     except BaseException as exc:
                         _report_callback_error(handle, exc)
-                elif handle.__class__ is _ThreadSafeHandle:
+                elif type(handle) is _ThreadSafeHandle:  # a C test (.__class__ is a generic getattr)
                     _run_threadsafe(handle)  # its _run, with the callback run inline
+                    if _FAST_TS:
+                        ml_ts_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
                 elif not handle._cancelled:
                     handle._run()  # another class: its own _run
         else:
@@ -341,18 +355,21 @@ class _CoreIteration(Iteration):
 
 def _run_threadsafe(handle: Any) -> None:
     """``ThreadSafeHandle._run`` (the same protocol: see :mod:`multiloop._threadsafe_handle`), compiled, with the
-    callback run as plain handles are (``ml_run``). Only the compiled pass calls it.
+    callback run as plain handles are (``ml_run``). Only the compiled pass calls it (a C function: ``core.pxd``).
 
     With the GIL, this C code cannot be interrupted between the Python-level calls it makes; so when the
     transition lock is free, no canceller is inside its critical section and none can enter one before this
     section ends: the section needs no lock then (two calls fewer). Free-threaded builds always take it."""
-    transition = _ts._transition  # looked up each time: replaced in a forked child
-    take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+    transition = _transition
+    take = ML_GIL_DISABLED or _transition_locked()  # type: ignore[name-defined]  # noqa: F821
     if take:
         transition.acquire()
     cancelled = ml_cancelled_slot(handle)  # type: ignore[name-defined]  # noqa: F821
     if not cancelled:
-        handle._runner = _get_ident()
+        if _FAST_TS:
+            ml_ts_set_runner_here(handle)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            handle._runner = _get_ident()
     if take:
         transition.release()
     if cancelled:
@@ -364,11 +381,15 @@ def _run_threadsafe(handle: Any) -> None:
     except BaseException as exc:
         _report_callback_error(handle, exc)
     finally:
-        take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+        take = ML_GIL_DISABLED or _transition_locked()  # type: ignore[name-defined]  # noqa: F821
         if take:
             transition.acquire()
-        handle._runner = _ts._DONE
-        waiter = handle._lock
+        if _FAST_TS:
+            ml_ts_set_runner(handle, _TS_DONE)  # type: ignore[name-defined]  # noqa: F821
+            waiter = ml_ts_get_lock(handle)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            handle._runner = _TS_DONE
+            waiter = handle._lock
         if take:
             transition.release()
         if waiter is not None:
@@ -889,7 +910,7 @@ class LoopCore(_CoreState, LoopServices):
             self._check_closed()  # raises the right error
         tp = type(callback)  # see call_soon
         if tp is _FunctionType:
-            if callback.__code__.co_flags & _CORO_FLAGS:
+            if (ml_code_flags(callback) if cython.compiled else callback.__code__.co_flags) & _CORO_FLAGS:  # type: ignore[name-defined]  # noqa: F821
                 _check_callback(callback, "call_soon_threadsafe")
         elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_soon_threadsafe")
@@ -901,10 +922,8 @@ class LoopCore(_CoreState, LoopServices):
             if handle._source_traceback:
                 # The handle's __init__, and this method's frame where it has one (see call_soon).
                 del handle._source_traceback[-1 if cython.compiled else -2:]
-        elif cython.compiled and _FAST:
-            handle = ml_new(_ThreadSafeHandle, callback, args, self, context, None)  # type: ignore[name-defined]  # noqa: F821
-            handle._lock = None
-            handle._runner = None
+        elif cython.compiled and _FAST_TS:
+            handle = ml_new_threadsafe(callback, args, self, context)  # type: ignore[name-defined]  # noqa: F821
         else:
             handle = _new_object(_ThreadSafeHandle)
             handle._callback = callback
