@@ -42,10 +42,16 @@ from typing import Any
 #: Only those that are faster compiled. Compiled code pays a full type lookup plus a dictionary or descriptor
 #: access for every attribute of a *Python-class* instance, which CPython 3.11+'s specialising interpreter does
 #: in a few instructions; a module gains only where its hot state is in C fields. The core (``_CoreState``) and
-#: the fd table (extension types) are; the transports and the accept loop cannot be (a transport must subclass
-#: ``asyncio.BaseTransport``, whose ``__slots__`` layout excludes an extension-type base). Measured, 1 KiB echo,
-#: instructions per request (callgrind, 3.11): transports compiled too 10,358 (protocol) / 34,004 (streams),
-#: core and fd table only 9,229 / 32,403, nothing compiled 14,008 / 41,955, stock asyncio 15,303 / 44,332.
+#: the fd table (extension types) are. The transports cannot be (a transport must subclass
+#: ``asyncio.BaseTransport``, whose ``__slots__`` layout excludes an extension-type base), so the socket
+#: transport's per-event path is a separate extension type, ``multiloop.net.streamengine.StreamEngine``: the
+#: transport stays a Python class (isinstance, the public API, every rare path) and the engine, with its state in
+#: C fields, is the fd table's reader callback and the transport's ``write``. Measured, 1 KiB echo, instructions
+#: per request (callgrind, 3.11; an earlier harness): transports compiled as Python classes 10,358 (protocol) /
+#: 34,004 (streams), core and fd table only 9,229 / 32,403, nothing compiled 14,008 / 41,955, stock asyncio
+#: 15,303 / 44,332. With the engine (``benchmarks/echo_instructions.py``, ``docs/performance.md`` "Stream engine",
+#: 3.11): TCP Protocol 5,057, streams 24,646, Unix 4,981, against main's 11,710 / 31,270 / 11,773 in the same
+#: harness (uvloop 4,568 / 23,836 / 4,143, stock asyncio 22,905 / 56,000 / 22,720).
 #: ``multiloop.pollers.epollwait`` is the epoll backend's wait: ``epoll_wait(2)`` on a stack buffer instead of
 #: ``select.epoll.poll``'s per-call malloc of a 12 KiB array (fd ping-pong: 14,122 -> 12,997 instructions per
 #: round trip, 3.11; uvloop 10,049). A backend's module, not the core's: the core never imports it.
