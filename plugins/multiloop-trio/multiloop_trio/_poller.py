@@ -62,12 +62,14 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import outcome
 import sniffio
 import trio
 import trio.lowlevel as tl
 
 from multiloop import BadFdError, Iteration, Poller, PollerError, UnpollableFdError
 
+from ._guest import GuestHost, HostWake
 from ._mux import MuxWatcher, inner_backend
 from ._runstate import WakeupFdHandover, refuse_inside_trio
 from ._watches import FdWatches
@@ -156,6 +158,10 @@ class TrioPoller(Poller):
         self._wakeups = 0
         self._mux_failures = 0
         self._closed_before_run: set[int] = set()
+        self._host_wake: HostWake | None = None  # made at the first guest drive, closed by close()
+        self._guest_wake: HostWake | None = None  # while a guest drive runs: what the core's waker writes
+        self._guest_runs = 0
+        self._mux_failed = False  # drive could not create the inner poller: this trio.run waits per fd
 
     @property
     def waiting_with(self) -> str:
@@ -202,6 +208,9 @@ class TrioPoller(Poller):
             else:
                 self._detach()
         self._interest.clear()
+        if self._host_wake is not None:
+            self._host_wake.close()
+            self._host_wake = None
 
     def make_waker(self) -> Callable[[], None]:
         return self._threadsafe_wake
@@ -247,7 +256,11 @@ class TrioPoller(Poller):
 
     def _threadsafe_wake(self) -> None:
         # Called by the core from any thread, or from a signal handler in the trio thread; run_sync_soon is
-        # safe in both. Coalesced: one request in flight at a time.
+        # safe in both. Coalesced: one request in flight at a time. On the guest drive, the host's wait.
+        guest = self._guest_wake
+        if guest is not None:
+            guest.wake()
+            return
         if self._wake_requested:
             return
         token = self._token
@@ -275,7 +288,7 @@ class TrioPoller(Poller):
         prefixed ``inner_``, summed over runs."""
         stats = {"registered": len(self._interest), "multiplexed": int(self._mux is not None),
                  "watch_tasks": 0, "watch_tasks_started": 0, "threadsafe_wakeups": self._wakeups,
-                 "invalid_fds": 0, "mux_failures": self._mux_failures}
+                 "invalid_fds": 0, "mux_failures": self._mux_failures, "guest_runs": self._guest_runs}
         for watcher in (self._mux, self._watches):
             if watcher is not None:
                 for key, value in watcher.statistics().items():
@@ -323,7 +336,8 @@ class TrioPoller(Poller):
 
     def _open_watcher(self) -> Watcher:
         mux = self._mux
-        if mux is not None:
+        skip_mux, self._mux_failed = self._mux_failed, False
+        if mux is not None and not skip_mux:
             try:
                 mux.open()
                 return mux
@@ -411,16 +425,142 @@ class TrioPoller(Poller):
 
     # ------------------------------------------------------------------------------ run_forever's drive
     def drive(self, iteration: Iteration) -> None:
-        """``loop.run_forever()``: one ``trio.run`` whose main task runs the passes until the loop stops."""
+        """``loop.run_forever()``: trio as a guest of the loop (:mod:`._guest`) when there is an inner poller
+        to block in; else one ``trio.run`` whose main task runs the passes until the loop stops."""
         refuse_inside_trio("run_forever()/run_until_complete()")
+        # Before anything opens a file: see _drive_in_trio_run.
+        closed = self._closed_fds()
+        mux = self._mux
+        if mux is not None:
+            try:
+                mux.open()
+            except Exception as exc:  # noqa: BLE001 - EMFILE, a broken backend: this run waits per fd
+                self._mux_failures += 1
+                logger.warning("multiloop-trio: cannot create the inner %s poller (%s: %s); this run waits "
+                               "inside trio.run with one trio task per fd", mux.backend.name,
+                               type(exc).__name__, exc)
+            else:
+                self._guest_drive(iteration, mux, closed)
+                return
+            self._mux_failed = True
+        self._closed_before_run = closed
+        self._drive_in_trio_run(iteration)
+
+    def _guest_drive(self, iteration: Iteration, mux: MuxWatcher, closed: set[int]) -> None:
+        """One guest run around the loop's passes; see :mod:`._guest`."""
+        wake = self._host_wake
+        host: GuestHost | None = None
+        wakeup = WakeupFdHandover()
+        try:
+            if wake is None:
+                wake = self._host_wake = HostWake()
+            mux.start(self._interest, closed, host=wake)
+            host = GuestHost(wake)
+            self._watcher = mux
+            self._attached = True
+            self._attached_pid = os.getpid()
+            _local.poller = self
+            self._guest_wake = wake
+            self._guest_runs += 1
+            self._run_guest(iteration, host, wakeup)
+        finally:
+            self._guest_wake = None
+            self._driving = False
+            if self._watcher is mux:
+                self._detach()
+            else:
+                mux.stop()
+            wakeup.after_run()
+
+    def _run_guest(self, iteration: Iteration, host: GuestHost, wakeup: WakeupFdHandover) -> None:
+        aio_hooks = sys.get_asyncgen_hooks()  # the loop's, installed by enter_running()
+        scope = trio.CancelScope()
+        tl.start_guest_run(self._guest_main, scope, wakeup,
+                           run_sync_soon_threadsafe=host.run_sync_soon_threadsafe,
+                           run_sync_soon_not_threadsafe=host.run_sync_soon_not_threadsafe,
+                           done_callback=host.done_callback)
+        wakeup.run_started()  # trio installed its wakeup fd while starting (see WakeupFdHandover)
+        # trio's hooks (installed by start_guest_run) for generators first iterated in trio tasks, the loop's
+        # for those of asyncio code, including generators that outlive one run (trio's own routing would
+        # claim those in the next run).
+        self._saved_hooks = sys.get_asyncgen_hooks()
+        self._install_asyncgen_hooks(aio_hooks, self._saved_hooks)
+        failure: BaseException | None = None
+        try:
+            # The guest's main task holds the nursery of trio_as_aio calls: let it start before any callback.
+            host.pump_until(lambda: self._nursery is not None or host.outcome is not None)
+            if host.outcome is None:
+                self._driving = True
+                host.passes(iteration, self._wait_host, self._done_host, self._set_in_asyncio)
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the guest run has finished
+            failure = exc
+        finally:
+            self._driving = False
+            self._notify_drive_stopped()
+            ended_early = host.outcome is not None
+            if self._saved_hooks is not None:  # before trio's close puts back the ones it found
+                sys.set_asyncgen_hooks(*self._saved_hooks)
+                self._saved_hooks = None
+            scope.cancel()  # host code is inside the run: this wakes trio
+            host.pump_until(lambda: host.outcome is not None)
+        result = host.outcome
+        assert result is not None
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                failure = None
+        if isinstance(result, outcome.Error):
+            result.unwrap()  # the guest run failed (a crashed system task, KeyboardInterrupt in trio)
+        if ended_early:
+            raise RuntimeError("multiloop trio backend: the trio guest run ended while the loop was running")
+
+    def _wait_host(self, timeout: float | None) -> list[tuple[int, int]]:
+        watcher = self._watcher
+        assert isinstance(watcher, MuxWatcher)
+        return watcher.wait(timeout)
+
+    def _done_host(self) -> None:
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.done()
+
+    def _set_in_asyncio(self, value: bool) -> None:
+        self._in_asyncio = value
+
+    async def _guest_main(self, scope: trio.CancelScope, wakeup: WakeupFdHandover) -> None:
+        failure: BaseException | None = None
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    try:
+                        await trio.sleep_forever()
+                    except trio.Cancelled:
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt: raised bare, below
+                        failure = exc
+                    finally:
+                        self._nursery = None
+                        # trio_as_aio calls cannot outlive the drive: their trio side is cancelled here.
+                        nursery.cancel_scope.cancel()
+        finally:
+            wakeup.run_ending()
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                failure = None
+
+    def _drive_in_trio_run(self, iteration: Iteration) -> None:
+        """The fallback drive: one ``trio.run`` whose main task runs the passes until the loop stops."""
         aio_hooks = sys.get_asyncgen_hooks()  # the loop's, installed by enter_running()
         # trio.run opens files of its own (its epoll fd, its wake-up sockets), which take the lowest free
         # numbers (so does the multiplexed watcher's inner poller): an fd closed since the last run with its
         # registration left would get one, and the watcher would watch that file under the old registration
         # (a wake-up socket is always writable: a spin, nothing reported; trio's epoll fd in the inner epoll
-        # set, which trio's epoll watches, is a loop the kernel refuses with ELOOP). Find those now, while
-        # the numbers are still free (one fstat per registered fd per run, not per pass).
-        self._closed_before_run = self._closed_fds()
+        # set, which trio's epoll watches, is a loop the kernel refuses with ELOOP). ``drive`` found those
+        # while the numbers were still free (one fstat per registered fd per run, not per pass).
         wakeup = WakeupFdHandover()
         try:
             trio.run(self._drive_main, iteration, aio_hooks, wakeup)
