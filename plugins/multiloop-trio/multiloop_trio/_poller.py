@@ -1,7 +1,8 @@
-"""The trio backend's Poller: multiloop's core schedules, trio waits.
+"""The trio backend's Poller: multiloop's core schedules; trio waits, or runs as the loop's guest.
 
 Facts about trio that shape this module (the two ways of waiting have their own: :mod:`._mux`,
-:mod:`._watches`; what ``trio.run`` does to the thread: :mod:`._runstate`):
+:mod:`._watches`; what ``trio.run`` does to the thread: :mod:`._runstate`; trio as a guest of the loop:
+:mod:`._guest`):
 
 - trio has no "wait for any of these fds" call in its public API. ``trio.lowlevel.wait_readable(fd)`` /
   ``wait_writable(fd)`` park *one task* until one fd is ready in one direction. A task per watched fd costs
@@ -17,15 +18,23 @@ Facts about trio that shape this module (the two ways of waiting have their own:
   lowest free numbers.
 - ``trio.run`` sets ``sniffio.thread_local.name = "trio"`` for its whole duration, and installs async
   generator hooks that claim every async generator first iterated inside *any* trio task -- asyncio code
-  runs inside a trio task here, so both must be corrected around the core's callbacks.
+  runs inside a trio task inside ``trio.run``, so both must be corrected around the core's callbacks. (A
+  guest run sets the name only during its ticks; its hooks pass on generators first iterated outside trio
+  tasks, but only those of the current run: one that outlives a drive would be claimed in the next.)
+- A blocking call into another trio run (``trio.from_thread.run``) refuses to run inside a trio task: code
+  running inside ``trio.run``'s tasks can never make one, which stock asyncio code can.
 
 Design:
 
 - The poller keeps the interest table (``_interest``: fd -> READ/WRITE) itself; a *watcher* turns it into trio
   waits while the poller is *attached* to a trio run. ``_attach`` starts the watcher on the whole table,
-  ``_detach`` stops it, ``register``/``modify``/``unregister`` pass changes on while attached. In ``drive``
-  (``loop.run_forever``) each run is its own ``trio.run``; inside ``open_loop`` the poller is attached to the
-  caller's run.
+  ``_detach`` stops it, ``register``/``modify``/``unregister`` pass changes on while attached. Inside
+  ``open_loop`` the poller is attached to the caller's run. In ``drive`` (``loop.run_forever`` from plain
+  code) each run starts trio as a *guest* of the loop (:mod:`._guest`): the loop blocks in the multiplexed
+  watcher's inner poller itself, trio's I/O wait runs in trio's worker thread, and the loop's callbacks run
+  outside any trio task (so blocking calls into other trio runs work, as with stock asyncio) while trio's
+  synchronous API and the adapters keep working. Where there is no inner poller to block in (the per-fd
+  fallback), each run is its own ``trio.run`` with the passes in its main task, as before.
 - The watcher is :class:`~._mux.MuxWatcher` when a registered backend has a poller that is itself pollable
   (epoll on Linux, kqueue on BSD/macOS; the best automatic one, or ``$MULTILOOP_TRIO_INNER``): every fd goes
   into that inner poller, created per run, and one trio system task waits on its fd. Otherwise (no such
@@ -40,8 +49,8 @@ Design:
   select and poll do). Both watchers report an fd closed behind the loop's back as INVALID once (the core
   drops it and says so), after the pass whose callbacks closed it; a character device the kernel cannot
   watch (EPERM) is always ready.
-- ``drive`` finds the fds closed since the last run before ``trio.run`` opens files that may take their
-  numbers: the watcher reports them INVALID at the first pass and never watches the numbers.
+- ``drive`` finds the fds closed since the last run before trio or the inner poller open files that may
+  take their numbers: the watcher reports them INVALID at the first pass and never watches the numbers.
 - ``reports_closed_fds`` is True with the per-fd watches (trio's re-arm fails with EBADF for every closed fd)
   and False with the multiplexed watcher, as for its inner epoll: a registration a ``dup()`` keeps alive may
   report a closed number once before it is found; the core's sampling stays on, and the inner poller's
