@@ -55,10 +55,11 @@ class HostWake:
     until drained. Called from any thread and from signal handlers; a lock makes "write" and "close" exclusive
     (a closed fd number may be reused at once by another ``open()`` in the process)."""
 
-    __slots__ = ("fd", "_wfd", "_eventfd", "pending", "_lock")
+    __slots__ = ("fd", "_wfd", "_eventfd", "pending", "_lock", "_pid")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self.pending = False
         if hasattr(os, "eventfd"):
             self.fd = self._wfd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
@@ -105,6 +106,10 @@ class HostWake:
         self.drain()
 
     def close(self) -> None:
+        if os.getpid() != self._pid:
+            # A forked child: trio's worker thread may have held the lock at fork() (waking the host), and
+            # in the child nobody will release it; the child is alone with its copies of the fds.
+            self._lock = threading.Lock()
         with self._lock:
             fds = {self.fd, self._wfd}
             self.fd = self._wfd = -1

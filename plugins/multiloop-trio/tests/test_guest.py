@@ -4,12 +4,15 @@ the loop's callbacks run outside any trio task; with the per-fd fallback the loo
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
+import time
 
 import pytest
 import trio
 from multiloop_trio import aio_as_trio, trio_as_aio
+from multiloop_trio._guest import HostWake
 
 
 @pytest.fixture
@@ -188,3 +191,32 @@ def test_keyboard_interrupt_from_a_callback_is_raised_bare_after_the_guest_finis
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         loop.run_until_complete(task)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() only")
+def test_a_child_forked_while_trio_wakes_the_host_can_close_its_copy():
+    """trio's worker thread holds the host wake-up's lock while it writes; a fork() at that moment gives the
+    child a lock nobody will release. Closing the child's copy must not wait for it."""
+    wake = HostWake()
+    wake._lock.acquire()  # as trio's worker thread does inside wake()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                wake.close()
+            finally:
+                os._exit(0)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung closing its copy of the host wake-up")
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        wake._lock.release()
+        wake.close()
