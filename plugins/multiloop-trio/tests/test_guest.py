@@ -194,6 +194,7 @@ def test_keyboard_interrupt_from_a_callback_is_raised_bare_after_the_guest_finis
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() only")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # the child only closes
 def test_a_child_forked_while_trio_wakes_the_host_can_close_its_copy():
     """trio's worker thread holds the host wake-up's lock while it writes; a fork() at that moment gives the
     child a lock nobody will release. Closing the child's copy must not wait for it."""
