@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
     from multiloop import Iteration
 
+    from ._agens import AsyncGenRouting
+
 
 class HostWake:
     """An eventfd (a non-blocking pipe where there is none) that ends the host's wait. Coalesced: written once
@@ -148,7 +150,7 @@ class GuestHost:
             queue.popleft()()
 
     def passes(self, iteration: Iteration, wait: Callable[[float | None], list[tuple[int, int]]],
-               done: Callable[[], None], in_asyncio: Callable[[bool], None]) -> None:
+               done: Callable[[], None], agens: AsyncGenRouting) -> None:
         """The loop's passes until the core says stop, or the guest run ends by itself (``outcome`` set)."""
         timeout_of = iteration.timeout
         dispatch = iteration.dispatch
@@ -161,11 +163,11 @@ class GuestHost:
                     return
             timeout = timeout_of()
             events = wait(0 if queue else timeout)
-            in_asyncio(True)
+            agens.in_asyncio = True
             try:
                 go_on = dispatch(events)
             finally:
-                in_asyncio(False)
+                agens.in_asyncio = False
                 done()
             if not go_on:
                 return

@@ -18,7 +18,8 @@ Facts about trio that shape this module (the two ways of waiting have their own:
   lowest free numbers.
 - ``trio.run`` sets ``sniffio.thread_local.name = "trio"`` for its whole duration, and installs async
   generator hooks that claim every async generator first iterated inside *any* trio task -- asyncio code
-  runs inside a trio task inside ``trio.run``, so both must be corrected around the core's callbacks. (A
+  runs inside a trio task inside ``trio.run``, so both must be corrected around the core's callbacks
+  (the hooks: :mod:`._agens`). (A
   guest run sets the name only during its ticks; its hooks pass on generators first iterated outside trio
   tasks, but only those of the current run: one that outlives a drive would be claimed in the next.)
 - A blocking call into another trio run (``trio.from_thread.run``) refuses to run inside a trio task: code
@@ -67,7 +68,6 @@ import os
 import stat
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -78,6 +78,7 @@ import trio.lowlevel as tl
 
 from multiloop import BadFdError, Iteration, Poller, PollerError, UnpollableFdError
 
+from ._agens import AsyncGenRouting
 from ._guest import GuestHost, HostWake
 from ._mux import MuxWatcher, inner_backend
 from ._runstate import WakeupFdHandover, refuse_inside_trio
@@ -160,10 +161,7 @@ class TrioPoller(Poller):
         self._attached_pid = 0
         self._driving = False
         self._drive_stop_waiters: set[trio.Event] = set()
-        self._in_asyncio = False
-        self._saved_hooks: Any = None
-        self._aio_agens: dict[int, weakref.ref[Any]] = {}
-        self._aio_agens_purge_at = 64
+        self._agens = AsyncGenRouting()
         self._wakeups = 0
         self._mux_failures = 0
         self._closed_before_run: set[int] = set()
@@ -333,8 +331,7 @@ class TrioPoller(Poller):
         self._attached = True
         _local.poller = self
         if aio_hooks is not None:
-            self._saved_hooks = sys.get_asyncgen_hooks()
-            self._install_asyncgen_hooks(aio_hooks, trio_hooks)
+            self._agens.install(aio_hooks, trio_hooks)
         closed, self._closed_before_run = self._closed_before_run, set()
         try:
             self._watcher = self._open_watcher()
@@ -364,9 +361,7 @@ class TrioPoller(Poller):
             watcher.stop()
         self._sleeper = None
         self._notify_drive_stopped()
-        if self._saved_hooks is not None:
-            sys.set_asyncgen_hooks(*self._saved_hooks)
-            self._saved_hooks = None
+        self._agens.restore()
         self._token = None
         self._nursery = None
         self._attached = False
@@ -385,6 +380,7 @@ class TrioPoller(Poller):
         timeout_of = iteration.timeout
         dispatch = iteration.dispatch
         thread_local = sniffio.thread_local
+        agens = self._agens
         watcher = self._watcher
         assert watcher is not None, "attach first"
         has_events = watcher.has_events
@@ -399,11 +395,11 @@ class TrioPoller(Poller):
                     await self._block(timeout)
                 events = take()
                 outer_library, thread_local.name = thread_local.name, "asyncio"
-                self._in_asyncio = True
+                agens.in_asyncio = True
                 try:
                     go_on = dispatch(events)
                 finally:
-                    self._in_asyncio = False
+                    agens.in_asyncio = False
                     thread_local.name = outer_library
                     watcher.done()
                 if until is None:
@@ -492,24 +488,21 @@ class TrioPoller(Poller):
         # trio's hooks (installed by start_guest_run) for generators first iterated in trio tasks, the loop's
         # for those of asyncio code, including generators that outlive one run (trio's own routing would
         # claim those in the next run).
-        self._saved_hooks = sys.get_asyncgen_hooks()
-        self._install_asyncgen_hooks(aio_hooks, self._saved_hooks)
+        self._agens.install(aio_hooks, sys.get_asyncgen_hooks())
         failure: BaseException | None = None
         try:
             # The guest's main task holds the nursery of trio_as_aio calls: let it start before any callback.
             host.pump_until(lambda: self._nursery is not None or host.outcome is not None)
             if host.outcome is None:
                 self._driving = True
-                host.passes(iteration, self._wait_host, self._done_host, self._set_in_asyncio)
+                host.passes(iteration, self._wait_host, self._done_host, self._agens)
         except BaseException as exc:  # noqa: BLE001 - re-raised once the guest run has finished
             failure = exc
         finally:
             self._driving = False
             self._notify_drive_stopped()
             ended_early = host.outcome is not None
-            if self._saved_hooks is not None:  # before trio's close puts back the ones it found
-                sys.set_asyncgen_hooks(*self._saved_hooks)
-                self._saved_hooks = None
+            self._agens.restore()  # before trio's close puts back the ones it found
             scope.cancel()  # host code is inside the run: this wakes trio
             host.pump_until(lambda: host.outcome is not None)
         result = host.outcome
@@ -533,9 +526,6 @@ class TrioPoller(Poller):
         watcher = self._watcher
         if watcher is not None:
             watcher.done()
-
-    def _set_in_asyncio(self, value: bool) -> None:
-        self._in_asyncio = value
 
     async def _guest_main(self, scope: trio.CancelScope, wakeup: WakeupFdHandover) -> None:
         failure: BaseException | None = None
@@ -605,39 +595,6 @@ class TrioPoller(Poller):
                 raise failure
             finally:
                 failure = None
-
-    # ------------------------------------------------------------------------ async generator routing
-    def _install_asyncgen_hooks(self, aio_hooks: Any, trio_hooks: Any) -> None:
-        aio_first, aio_final = aio_hooks
-        trio_first, trio_final = trio_hooks
-        agens = self._aio_agens
-
-        def firstiter(agen: Any) -> None:
-            if self._in_asyncio:
-                # ids, because the finalizer runs after the generator's weak references are cleared
-                agens[id(agen)] = weakref.ref(agen)
-                if len(agens) > self._aio_agens_purge_at:
-                    self._purge_agens()
-                if aio_first is not None:
-                    aio_first(agen)
-            elif trio_first is not None:
-                trio_first(agen)
-
-        def finalizer(agen: Any) -> None:
-            if agens.pop(id(agen), None) is not None:
-                if aio_final is not None:
-                    aio_final(agen)
-            elif trio_final is not None:
-                trio_final(agen)
-
-        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
-
-    def _purge_agens(self) -> None:
-        # Generators that ran to completion are never finalized; forget the dead ones.
-        agens = self._aio_agens
-        for key in [k for k, ref in agens.items() if ref() is None]:
-            del agens[key]
-        self._aio_agens_purge_at = max(64, 2 * len(agens))
 
 
 def _is_open(fd: int) -> bool:
