@@ -222,6 +222,135 @@ cdef extern from *:
     #endif
     }
 
+    /* call_soon_threadsafe's handles (multiloop._threadsafe_handle.ThreadSafeHandle): a Handle subclass, so
+       Handle's slots sit at Handle's offsets, plus _lock (asyncio's _ThreadSafeHandle slot on 3.14+, ours
+       before) and _runner. Facts: setting the two by name cost ~270 instructions per call_soon_threadsafe and
+       the runner's two stores ~330 per run (a type lookup and a descriptor call each); reading the offsets from
+       the class's descriptors keeps this right on every Python, and ml_init_threadsafe() fails (the Python-level
+       paths then run) if either is not a plain object slot. */
+    static PyTypeObject *ml_ts_type = NULL;
+    static PyMemberDef *ml_ts_lock = NULL, *ml_ts_runner = NULL;
+    #define ML_TS_SLOT(o, m) (*(PyObject **)((char *)(o) + (m)->offset))
+
+    static PyMemberDef *ml_find_member(PyObject *tp, const char *name) {
+        PyObject *d = PyObject_GetAttrString(tp, name);  /* on a class: the descriptor itself */
+        PyMemberDef *m = NULL;
+        if (d == NULL) { PyErr_Clear(); return NULL; }
+        if (Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+            m = ((PyMemberDescrObject *)d)->d_member;
+            if (m->type != ML_T_OBJECT_EX || (m->flags & ML_READONLY) || m->offset <= 0) m = NULL;
+        }
+        Py_DECREF(d);  /* still alive: the class's dict owns it, and the class is kept below */
+        return m;
+    }
+
+    static int ml_init_threadsafe(PyObject *ts_type) {
+        if (ml_handle_type == NULL || !PyType_Check(ts_type) ||
+                !PyType_IsSubtype((PyTypeObject *)ts_type, ml_handle_type))
+            return 0;
+        ml_ts_lock = ml_find_member(ts_type, "_lock");
+        ml_ts_runner = ml_find_member(ts_type, "_runner");
+        if (ml_ts_lock == NULL || ml_ts_runner == NULL) return 0;
+        Py_INCREF(ts_type);
+        ml_ts_type = (PyTypeObject *)ts_type;
+        return 1;
+    }
+
+    #ifndef Py_GIL_DISABLED
+    /* Spent call_soon_threadsafe handles kept for reuse, as ml_recycle keeps plain ones. A handle whose only
+       reference is the loop's cannot be cancelled by anyone (a canceller holds a reference), so reusing it is
+       safe. Producer threads take from here and the loop thread puts back, always with the GIL held and no
+       Python code between the test and the array access. */
+    static PyObject *ml_ts_spare[ML_SPARE_MAX];
+    static int ml_ts_nspare = 0;
+    #endif
+
+    /* ThreadSafeHandle(callback, args, loop, context) without __init__ (the caller checked the debug flag). */
+    static PyObject *ml_new_threadsafe(PyObject *callback, PyObject *args, PyObject *loop, PyObject *context) {
+        PyObject *h;
+    #ifndef Py_GIL_DISABLED
+        if (ml_ts_nspare > 0) {
+            if (context == Py_None) {
+                context = PyContext_CopyCurrent();
+                if (context == NULL) return NULL;
+            } else {
+                Py_INCREF(context);
+            }
+            h = ml_ts_spare[--ml_ts_nspare];  /* every slot but _cancelled is empty (ml_ts_recycle) */
+            Py_INCREF(callback); ML_RESET(h, ML_CALLBACK, callback);
+            Py_INCREF(args); ML_RESET(h, ML_ARGS, args);
+            ML_RESET(h, ML_CANCELLED, Py_NewRef(Py_False));
+            Py_INCREF(loop); ML_RESET(h, ML_LOOP, loop);
+            ML_RESET(h, ML_REPR, Py_NewRef(Py_None));
+            ML_RESET(h, ML_SRCTB, Py_NewRef(Py_None));
+            ML_RESET(h, ML_CONTEXT, context);
+            Py_XSETREF(ML_TS_SLOT(h, ml_ts_lock), Py_NewRef(Py_None));
+            Py_XSETREF(ML_TS_SLOT(h, ml_ts_runner), Py_NewRef(Py_None));
+            return h;
+        }
+    #endif
+        h = ml_new((PyObject *)ml_ts_type, callback, args, loop, context, NULL);
+        if (h == NULL) return NULL;
+        ML_TS_SLOT(h, ml_ts_lock) = Py_NewRef(Py_None);
+        ML_TS_SLOT(h, ml_ts_runner) = Py_NewRef(Py_None);
+        return h;
+    }
+
+    /* _runner = v. Free-threaded builds: a canceller reads it under the transition lock, which the loop holds
+       there while it writes; PyMember_SetOne keeps the store and the old value's release safe anyway. */
+    static inline int ml_ts_set_runner(PyObject *h, PyObject *v) {
+    #ifdef Py_GIL_DISABLED
+        return PyMember_SetOne((char *)h, ml_ts_runner, v);
+    #else
+        Py_INCREF(v);
+        Py_XSETREF(ML_TS_SLOT(h, ml_ts_runner), v);
+        return 0;
+    #endif
+    }
+
+    /* _runner = threading.get_ident() of this thread. */
+    static inline int ml_ts_set_runner_here(PyObject *h) {
+        PyObject *ident = PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+        int r;
+        if (ident == NULL) return -1;
+        r = ml_ts_set_runner(h, ident);
+        Py_DECREF(ident);
+        return r;
+    }
+
+    /* A new reference to _lock (None when unset). */
+    static inline PyObject *ml_ts_get_lock(PyObject *h) {
+    #ifdef Py_GIL_DISABLED
+        PyObject *v = PyMember_GetOne((const char *)h, ml_ts_lock);
+        if (v == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) { PyErr_Clear(); v = Py_NewRef(Py_None); }
+        return v;
+    #else
+        PyObject *v = ML_TS_SLOT(h, ml_ts_lock);
+        return Py_NewRef(v != NULL ? v : Py_None);
+    #endif
+    }
+
+    /* The caller holds one reference to h, a call_soon_threadsafe handle that has run or was cancelled. */
+    static inline void ml_ts_recycle(PyObject *h) {
+    #ifndef Py_GIL_DISABLED
+        PyTypeObject *tp = Py_TYPE(h);
+        if (Py_REFCNT(h) != 1 || tp != ml_ts_type || ml_ts_nspare >= ML_SPARE_MAX) return;
+        if (tp->tp_weaklistoffset != 0 && *(PyObject **)((char *)h + tp->tp_weaklistoffset) != NULL) return;
+        Py_CLEAR(ML_SLOT(h, ML_CALLBACK));
+        Py_CLEAR(ML_SLOT(h, ML_ARGS));
+        Py_CLEAR(ML_SLOT(h, ML_CONTEXT));
+        Py_CLEAR(ML_SLOT(h, ML_LOOP));
+        Py_CLEAR(ML_SLOT(h, ML_REPR));
+        Py_CLEAR(ML_SLOT(h, ML_SRCTB));
+        Py_CLEAR(ML_TS_SLOT(h, ml_ts_lock));
+        Py_CLEAR(ML_TS_SLOT(h, ml_ts_runner));
+        if (ml_ts_nspare < ML_SPARE_MAX && Py_REFCNT(h) == 1) {
+            Py_INCREF(h);
+            ml_ts_spare[ml_ts_nspare++] = h;
+        }
+    #endif
+    }
+
     #ifdef Py_GIL_DISABLED
     #define ML_GIL_DISABLED 1
     #else
@@ -263,3 +392,9 @@ cdef extern from *:
     void ml_recycle(object h)
     long ml_code_flags(object f) except? -1
     void ml_fence() noexcept nogil
+    bint ml_init_threadsafe(object ts_type)
+    object ml_new_threadsafe(object callback, object args, object loop, object context)
+    int ml_ts_set_runner(object h, object v) except -1
+    int ml_ts_set_runner_here(object h) except -1
+    object ml_ts_get_lock(object h)
+    void ml_ts_recycle(object h)

@@ -43,3 +43,5 @@ cdef class _CoreState:
     cdef _run_once(self)
     cdef _process(self, events)
     cdef _dispatch(self, events)
+
+cdef _run_threadsafe(object handle)

@@ -108,6 +108,15 @@ _get_ident = threading.get_ident
 _Ts = TypeVarTuple("_Ts")
 # Compiled: whether asyncio's handles have the slots _fasthandles.pxd expects (else the Python-level paths run).
 _FAST = cython.compiled and ml_init_handles(_Handle, _TimerHandle)  # type: ignore[name-defined]  # noqa: F821
+# Compiled: whether call_soon_threadsafe's handle class has the _lock and _runner slots _fasthandles.pxd expects.
+_FAST_TS = _FAST and ml_init_threadsafe(_ThreadSafeHandle)  # type: ignore[name-defined]  # noqa: F821
+# The threadsafe handles' transition lock (see _threadsafe_handle), its bound locked(), and the runner's end
+# value, kept here so _run_threadsafe reads module globals, not attributes of another module, per handle.
+# The lock is replaced in a forked child: _after_fork_in_child reads it again (that module's own at-fork
+# hook, registered when it was imported, before this module's, has run by then).
+_transition = _ts._transition
+_transition_locked = _transition.locked
+_TS_DONE = _ts._DONE
 
 #: For the purge of cancelled timers: a C-level test per timer (a Python function here measured slower).
 _is_cancelled = operator.attrgetter("_cancelled")
@@ -122,10 +131,14 @@ _live_loops: weakref.WeakSet[LoopCore] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    global _transition, _transition_locked
+    _transition = _ts._transition
+    _transition_locked = _transition.locked
     for loop in list(_live_loops):
         loop._forked = True
         loop._fdtable.forked = True
         loop._waker.after_fork_in_child()
+        loop._forget_executor_after_fork()
 
 
 if hasattr(os, "register_at_fork"):
@@ -260,8 +273,10 @@ class _CoreState:
                         raise
                     except BaseException as exc:
                         _report_callback_error(handle, exc)
-                elif handle.__class__ is _ThreadSafeHandle:
+                elif type(handle) is _ThreadSafeHandle:  # a C test (.__class__ is a generic getattr)
                     _run_threadsafe(handle)  # its _run, with the callback run inline
+                    if _FAST_TS:
+                        ml_ts_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
                 elif not handle._cancelled:
                     handle._run()  # another class: its own _run
         else:
@@ -271,10 +286,14 @@ class _CoreState:
                     handle._run()
         handle = None  # drop the reference before blocking again (ResourceWarning-friendly)
 
-    @cython.locals(fds=dict, entry=FdEntry, ev=cython.long)
+    @cython.locals(fds=dict, entry=FdEntry, ev=cython.long, read=cython.long, write=cython.long,
+                   invalid=cython.long, error_or_invalid=cython.long)
     def _dispatch(self: LoopCore, events: list[tuple[int, int]]) -> None:
         fds = self._fds
         append = self._ready_append
+        # The event bits as locals: C integers when compiled (module globals are Python ints there, and each
+        # test would box ev and call the number protocol: ~300 instructions per event); fast locals in Python.
+        read, write, invalid, error_or_invalid = READ, WRITE, INVALID, _ERROR_OR_INVALID
         self._n_events += len(events)
         if not self._n_passes & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
             events = self._audit(events, self._n_passes >> _AUDIT_SHIFT)
@@ -286,31 +305,32 @@ class _CoreState:
                 if self._stale_batch is not events:
                     self._discard_stale(events)
                 continue
-            if ev & _ERROR_OR_INVALID:
-                if ev & INVALID:
+            if ev & error_or_invalid:
+                if ev & invalid:
                     self._drop_dead_fd(fd, entry)
                     continue
                 ev = entry.mask
-            if ev & READ:
+            if ev & read:
                 handle = entry.reader
                 if handle is not None:
                     if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
                         self._fdtable.remove_reader(fd)
                     else:
                         append(handle)
-            if ev & WRITE:
+            if ev & write:
                 handle = entry.writer
                 if handle is not None:
                     if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
                         self._fdtable.remove_writer(fd)
                     else:
                         append(handle)
-        for fd in self._always_ready:
-            entry = fds[fd]
-            if entry.reader is not None and not entry.reader._cancelled:
-                append(entry.reader)
-            if entry.writer is not None and not entry.writer._cancelled:
-                append(entry.writer)
+        if self._always_ready:  # almost always empty: a size test, not an iterator, per pass
+            for fd in self._always_ready:
+                entry = fds[fd]
+                if entry.reader is not None and not entry.reader._cancelled:
+                    append(entry.reader)
+                if entry.writer is not None and not entry.writer._cancelled:
+                    append(entry.writer)
 
 
 class _CoreIteration(Iteration):
@@ -340,18 +360,21 @@ class _CoreIteration(Iteration):
 
 def _run_threadsafe(handle: Any) -> None:
     """``ThreadSafeHandle._run`` (the same protocol: see :mod:`multiloop._threadsafe_handle`), compiled, with the
-    callback run as plain handles are (``ml_run``). Only the compiled pass calls it.
+    callback run as plain handles are (``ml_run``). Only the compiled pass calls it (a C function: ``core.pxd``).
 
     With the GIL, this C code cannot be interrupted between the Python-level calls it makes; so when the
     transition lock is free, no canceller is inside its critical section and none can enter one before this
     section ends: the section needs no lock then (two calls fewer). Free-threaded builds always take it."""
-    transition = _ts._transition  # looked up each time: replaced in a forked child
-    take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+    transition = _transition
+    take = ML_GIL_DISABLED or _transition_locked()  # type: ignore[name-defined]  # noqa: F821
     if take:
         transition.acquire()
     cancelled = ml_cancelled_slot(handle)  # type: ignore[name-defined]  # noqa: F821
     if not cancelled:
-        handle._runner = _get_ident()
+        if _FAST_TS:
+            ml_ts_set_runner_here(handle)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            handle._runner = _get_ident()
     if take:
         transition.release()
     if cancelled:
@@ -363,11 +386,15 @@ def _run_threadsafe(handle: Any) -> None:
     except BaseException as exc:
         _report_callback_error(handle, exc)
     finally:
-        take = ML_GIL_DISABLED or transition.locked()  # type: ignore[name-defined]  # noqa: F821
+        take = ML_GIL_DISABLED or _transition_locked()  # type: ignore[name-defined]  # noqa: F821
         if take:
             transition.acquire()
-        handle._runner = _ts._DONE
-        waiter = handle._lock
+        if _FAST_TS:
+            ml_ts_set_runner(handle, _TS_DONE)  # type: ignore[name-defined]  # noqa: F821
+            waiter = ml_ts_get_lock(handle)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            handle._runner = _TS_DONE
+            waiter = handle._lock
         if take:
             transition.release()
         if waiter is not None:
@@ -888,7 +915,7 @@ class LoopCore(_CoreState, LoopServices):
             self._check_closed()  # raises the right error
         tp = type(callback)  # see call_soon
         if tp is _FunctionType:
-            if callback.__code__.co_flags & _CORO_FLAGS:
+            if (ml_code_flags(callback) if cython.compiled else callback.__code__.co_flags) & _CORO_FLAGS:  # type: ignore[name-defined]  # noqa: F821
                 _check_callback(callback, "call_soon_threadsafe")
         elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_soon_threadsafe")
@@ -900,10 +927,8 @@ class LoopCore(_CoreState, LoopServices):
             if handle._source_traceback:
                 # The handle's __init__, and this method's frame where it has one (see call_soon).
                 del handle._source_traceback[-1 if cython.compiled else -2:]
-        elif cython.compiled and _FAST:
-            handle = ml_new(_ThreadSafeHandle, callback, args, self, context, None)  # type: ignore[name-defined]  # noqa: F821
-            handle._lock = None
-            handle._runner = None
+        elif cython.compiled and _FAST_TS:
+            handle = ml_new_threadsafe(callback, args, self, context)  # type: ignore[name-defined]  # noqa: F821
         else:
             handle = _new_object(_ThreadSafeHandle)
             handle._callback = callback

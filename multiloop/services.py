@@ -45,6 +45,17 @@ class LoopServices(Loop):
         self._coroutine_origin_tracking_enabled = False
         self._coroutine_origin_tracking_saved_depth: int | None = None
 
+    def _forget_executor_after_fork(self) -> None:
+        """Drop the default executor in a forked child (an ``os.register_at_fork`` hook); never shut it down.
+
+        Its worker threads are the parent's and do not exist here, so there is nothing to shut down; and
+        ``shutdown()`` can hang forever here: it takes the executor's lock, which ``submit()`` in another
+        thread of the parent holds a moment longer than the module lock concurrent.futures makes fork() wait
+        for, while the worker that submit() just started may already be running the call that forks (on a
+        free-threaded build a fork lands in that gap often). The child cannot use the executor anyway:
+        ``run_in_executor`` refuses on a forked loop."""
+        self._default_executor = None
+
     def _shutdown_executor_nowait(self) -> None:
         self._executor_shutdown_called = True
         executor, self._default_executor = self._default_executor, None

@@ -104,12 +104,13 @@ def test_timer_handle_reports_its_deadline(loop):
     t.cancel()
 
 
-def test_a_million_cancelled_timers_are_purged_from_the_heap(loop):
-    timers = [loop.call_later(3600 + i, lambda: None) for i in range(1_000_000)]
+def test_a_hundred_thousand_cancelled_timers_are_purged_from_the_heap(loop):
+    count = 100_000
+    timers = [loop.call_later(3600 + i, lambda: None) for i in range(count)]
     keep = loop.call_later(10_000_000, lambda: None)
     for t in timers:
         t.cancel()
-    assert loop.stats().cancelled_timers == 1_000_000
+    assert loop.stats().cancelled_timers == count
     del timers
     loop.call_soon(loop.stop)
     loop.run_forever()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import traceback
 
 import pytest
@@ -206,6 +207,42 @@ def test_parent_registrations_survive_a_child_forked_inside_a_callback_closing_i
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_child_closes_its_copy_while_a_parent_thread_held_the_default_executors_lock(loop, run):
+    """A fork from an executor worker can land while the thread that started that worker is still inside
+    ``submit()``, holding the executor's lock (free-threaded builds do, about one fork in four); the child
+    inherits the lock held by a thread it does not have. Closing the inherited loop must not wait for it."""
+    assert run(loop.run_in_executor(None, int, "7")) == 7  # the loop now has its default executor
+    executor = loop._default_executor
+    # ThreadPoolExecutor's (private) lock, taken by submit() and shutdown(): renamed, this fails loudly here.
+    lock = executor._shutdown_lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with lock:  # as submit() does while its new worker may already be forking
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+
+    def child():
+        assert lock.locked()  # the state under test: held, and nobody in this process will release it
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(60)  # a close() that waits for the lock kills the child (a failure, not a hung test)
+        loop.close()
+        return "closed"
+
+    try:
+        report = in_child(child)
+    finally:
+        release.set()
+        holder.join()
+    assert report == "closed"
+    assert run(loop.run_in_executor(None, int, "8")) == 8  # the parent's executor is untouched
+    assert_parent_loop_still_works(loop, run)
 
 
 def test_child_does_not_inherit_the_parents_signal_wakeup_or_handlers(loop, run):

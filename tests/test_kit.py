@@ -2,6 +2,11 @@
 through its entry point), fails -- naming the problem -- for backends that are subtly wrong, and works from an
 installed, non-editable copy of multiloop.
 
+The kit's self-tests (marked ``kit_selftest``: the broken backends, the installed example plugin) exercise the
+kit's own logic, which is the same on every interpreter, and cost three minutes a run (a wheel build, a kit run
+per broken backend): CI runs them once, in tox's ``kit`` env. The quick kit on each built-in backend runs in
+every Python's env, because that is the backend on that interpreter.
+
 The broken backends are in ``tests/kit_backends/multiloop_broken_backends.py``, loaded with ``--plugin``. Each
 kit run is a subprocess, as a backend author would run it.
 """
@@ -64,6 +69,7 @@ def test_builtin_backend_passes_the_quick_kit(backend):
         assert events["passed"] > 50 and not events["failed"] and not events["errors"]
 
 
+@pytest.mark.kit_selftest
 @pytest.mark.parametrize("name", sorted(BROKEN))
 def test_the_kit_catches_a_subtly_wrong_backend_and_names_the_problem(name):
     _, must_fail, phrase = BROKEN[name]
@@ -81,6 +87,7 @@ def test_the_kit_catches_a_subtly_wrong_backend_and_names_the_problem(name):
         assert f"check {check}:" in out  # the verdict names each problem
 
 
+@pytest.mark.kit_selftest
 def test_a_hanging_backend_fails_the_check_it_hung_in_and_the_rest_still_run():
     status, doc, out = kit("broken_hangs", "--plugin", "multiloop_broken_backends", "--cpython", "none",
                            "--checks", "poller_statistics_are_cheap_counters,timer_wakes_a_loop_blocked_in_the_backend,"
@@ -109,6 +116,7 @@ def installed(tmp_path_factory):
     return str(target)
 
 
+@pytest.mark.kit_selftest
 def test_the_example_plugin_is_found_through_its_entry_point(installed):
     code = ("import json, multiloop; print(json.dumps({b.name: [b.available, b.origin] "
             "for b in multiloop.backends()}))")
@@ -118,6 +126,7 @@ def test_the_example_plugin_is_found_through_its_entry_point(installed):
     assert json.loads(out.stdout)["selectors"] == [True, "multiloop-example-selectors 0.1.0"]
 
 
+@pytest.mark.kit_selftest
 def test_the_example_plugin_passes_the_kit_from_installed_copies(installed):
     code = "import multiloop, multiloop_selectors; print(multiloop.__file__); print(multiloop_selectors.__file__)"
     where = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=installed),
