@@ -467,7 +467,7 @@ class TrioPoller(Poller):
             _local.poller = self
             self._guest_wake = wake
             self._guest_runs += 1
-            self._run_guest(iteration, host, wakeup)
+            self._run_guest(iteration, mux, host, wakeup)
         finally:
             self._guest_wake = None
             self._driving = False
@@ -477,7 +477,7 @@ class TrioPoller(Poller):
                 mux.stop()
             wakeup.after_run()
 
-    def _run_guest(self, iteration: Iteration, host: GuestHost, wakeup: WakeupFdHandover) -> None:
+    def _run_guest(self, iteration: Iteration, mux: MuxWatcher, host: GuestHost, wakeup: WakeupFdHandover) -> None:
         aio_hooks = sys.get_asyncgen_hooks()  # the loop's, installed by enter_running()
         scope = trio.CancelScope()
         tl.start_guest_run(self._guest_main, scope, wakeup,
@@ -495,7 +495,7 @@ class TrioPoller(Poller):
             host.pump_until(lambda: self._nursery is not None or host.outcome is not None)
             if host.outcome is None:
                 self._driving = True
-                host.passes(iteration, self._wait_host, self._done_host, self._agens)
+                host.passes(iteration, mux.wait, mux.done, self._agens)
         except BaseException as exc:  # noqa: BLE001 - re-raised once the guest run has finished
             failure = exc
         finally:
@@ -508,6 +508,9 @@ class TrioPoller(Poller):
         result = host.outcome
         assert result is not None
         if failure is not None:
+            if isinstance(result, outcome.Error) and not isinstance(result.error, trio.Cancelled):
+                logger.error("multiloop-trio: the trio guest run failed while the loop's run was ending with "
+                             "%s", type(failure).__name__, exc_info=result.error)
             try:
                 raise failure
             finally:
@@ -516,16 +519,6 @@ class TrioPoller(Poller):
             result.unwrap()  # the guest run failed (a crashed system task, KeyboardInterrupt in trio)
         if ended_early:
             raise RuntimeError("multiloop trio backend: the trio guest run ended while the loop was running")
-
-    def _wait_host(self, timeout: float | None) -> list[tuple[int, int]]:
-        watcher = self._watcher
-        assert isinstance(watcher, MuxWatcher)
-        return watcher.wait(timeout)
-
-    def _done_host(self) -> None:
-        watcher = self._watcher
-        if watcher is not None:
-            watcher.done()
 
     async def _guest_main(self, scope: trio.CancelScope, wakeup: WakeupFdHandover) -> None:
         failure: BaseException | None = None
