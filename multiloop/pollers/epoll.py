@@ -42,8 +42,9 @@ old one closed, which drops every registration nobody can delete:
    under the same number, so the set is rebuilt before the new file is added.
 
 A rebuild costs one ``epoll_ctl`` per registered fd, and happens only after a program closed a watched fd
-behind the loop's back *and* the file lived on elsewhere. ``poll`` stays the bound ``epoll.poll`` itself (no
-wrapper frame), rebound when the set is replaced. An fd the core still watches that turns out closed during
+behind the loop's back *and* the file lived on elsewhere. ``poll`` is bound straight to the wait (no
+wrapper frame): ``epoll.poll`` itself in pure Python, ``epoll_wait(2)`` on a stack buffer when compiled
+(:mod:`multiloop.pollers.epollwait`), rebound when the set is replaced. An fd the core still watches that turns out closed during
 a rebuild is reported INVALID by the next ``poll``, so the core drops it and says so.
 """
 
@@ -54,6 +55,7 @@ import select as _select
 
 from .. import hookimpl
 from ..backend import INVALID, Backend, Capability, Poller, translate_oserror
+from .epollwait import waiter
 
 NAME = "epoll"
 _GONE = (errno.EBADF, errno.ENOENT)
@@ -64,7 +66,7 @@ class EpollPoller(Poller):
 
     def __init__(self) -> None:
         self._epoll = _select.epoll()
-        self.poll = self._epoll.poll  # type: ignore[method-assign]  # the hot path: no wrapper frame
+        self.poll = waiter(self._epoll)  # type: ignore[method-assign, assignment]  # the hot path: no wrapper frame
         #: fd -> events as the kernel has them: what a rebuild registers again.
         self._interest: dict[int, int] = {}
         #: fd numbers whose delete failed: a registration of their old file may outlive us (see above).
@@ -129,7 +131,7 @@ class EpollPoller(Poller):
     def _poll_pending(self, timeout: float | None) -> list[tuple[int, int]]:
         """``poll`` for one call after a rebuild found closed fds: report them, then back to the fast path."""
         pending, self._pending = self._pending, []
-        self.poll = self._epoll.poll  # type: ignore[method-assign]
+        self.poll = waiter(self._epoll)  # type: ignore[method-assign, assignment]
         return pending + self._epoll.poll(0)
 
     def discard_stale(self, fds: list[int]) -> None:
@@ -159,7 +161,7 @@ class EpollPoller(Poller):
             del self._interest[fd]
             self._suspect.add(fd)
             self._pending.append((fd, INVALID))
-        self.poll = self._poll_pending if self._pending else fresh.poll  # type: ignore[method-assign]
+        self.poll = self._poll_pending if self._pending else waiter(fresh)  # type: ignore[method-assign, assignment]
 
     def close(self) -> None:
         self._epoll.close()

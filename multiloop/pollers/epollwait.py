@@ -1,0 +1,54 @@
+"""The epoll backend's wait, compiled: ``epoll_wait(2)`` on a stack buffer, the GIL released around it.
+
+Facts that shape it:
+- ``select.epoll.poll()`` allocates its event array on every call, sized by ``maxevents`` (1,023 by default:
+  12 KiB, past the small-object allocator, so a ``malloc``/``free`` pair), and parses its arguments; measured
+  (callgrind, 3.11) at about 1,500 instructions a call, a tenth of an fd ping-pong round trip. libuv waits on a
+  buffer on its stack.
+- A loop's poller is used by the loop's thread only, so a buffer on the C stack of the waiting thread is
+  never shared, free-threaded builds included; 256 events a wait is plenty (level-triggered: an fd ready but
+  not reported this time is reported by the next wait, after this batch's callbacks ran).
+- The results must be exactly what ``select.epoll.poll()`` gives the core: a list of ``(fd, events)`` tuples
+  with the kernel's event bits, the timeout in seconds rounded *up* to whole milliseconds (a timer must not
+  wake the loop early and spin), ``None`` or a negative timeout meaning "no limit". An interrupted wait
+  (EINTR) runs the Python signal handlers (a ``KeyboardInterrupt`` propagates as it would from
+  ``epoll.poll``) and returns no events; the core recomputes its timeout and waits again, where CPython
+  retries inside ``poll``: the same for the loop.
+
+Design: :func:`waiter` gives the poller what it binds as its ``poll``: compiled, an :class:`EpollWait` around
+the epoll object (kept alive with it, so its fd is too); as plain Python, the epoll object's own ``poll``.
+The epoll backend is the only user; the core never sees this module. Built only where epoll exists (Linux):
+elsewhere the compiled class raises, and nothing calls it.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Callable
+from typing import Any
+
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # running as plain Python without Cython installed
+    from .. import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
+
+
+class EpollWait:
+    """``epoll.poll(timeout)`` through ``epoll_wait(2)`` directly (compiled build only)."""
+
+    _epoll: Any
+    _fd: int
+
+    def __init__(self, epoll: Any) -> None:
+        self._epoll = epoll  # owns the fd: kept alive as long as this object is
+        self._fd = epoll.fileno()
+
+    def __call__(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        return ml_epoll_wait(self._fd, timeout)  # type: ignore[name-defined]  # noqa: F821
+
+
+def waiter(epoll: select.epoll) -> Callable[[float | None], list[tuple[int, int]]]:
+    """What the epoll poller binds as its ``poll`` for ``epoll``."""
+    if cython.compiled:
+        return EpollWait(epoll)
+    return epoll.poll
