@@ -22,3 +22,4 @@ def locals(**types: Any) -> Callable[[_F], _F]:  # noqa: A001 - Cython's name
 double = float
 long = int
 Py_ssize_t = int
+int = int  # noqa: A001 - Cython's name

@@ -15,7 +15,7 @@ cdef class FdTable:
     cdef readonly set always_ready
     cdef public bint forked
     cdef readonly dict dead
-    cdef object _owners
+    cdef dict _owners
     cdef object _poller
     cdef object _loop
     cdef object _backend

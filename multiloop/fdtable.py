@@ -128,7 +128,12 @@ class FdTable:
         #: fd -> [READ|WRITE mask, file object] of registrations the core dropped this pass because their fd
         #: was closed, until the core reports them (see LoopCore._drop_dead_fd); removing one cancels that.
         self.dead: dict[int, list[Any]] = {}
-        self._owners: weakref.WeakValueDictionary[int, FdOwner] = weakref.WeakValueDictionary()
+        #: fd -> weak reference to the transport that owns it. A plain dict of weak references, not a
+        #: WeakValueDictionary: every sock_* call that waits asks "owned?" for an fd that has no owner, and
+        #: WeakValueDictionary.get is Python code that raises and catches KeyError for a missing key (~3,000
+        #: instructions, a twentieth of a sock ping-pong round trip). A dead reference (an owner collected
+        #: without releasing) counts as no owner and is dropped when met.
+        self._owners: dict[int, weakref.ref[FdOwner]] = {}
         self._poller = poller
         self._loop = loop
         self._backend = backend
@@ -182,6 +187,7 @@ class FdTable:
                 raise
             self.always_ready.add(fd)
 
+    @cython.locals(entry=FdEntry)
     def _add(self, fd: int, direction: int, callback: Callable[..., object],
              args: tuple[Any, ...], context: contextvars.Context | None) -> asyncio.Handle:
         self._check_usable()
@@ -208,6 +214,7 @@ class FdTable:
             old.cancel()
         return handle
 
+    @cython.locals(entry=FdEntry, mask=cython.int)
     def _remove(self, fd: int, direction: int) -> bool:
         entry = self.entries.get(fd)
         if entry is None or not entry.mask & direction:
@@ -232,7 +239,10 @@ class FdTable:
             if not mask:
                 self.always_ready.discard(fd)
             if handle is not None:
-                handle.cancel()
+                if cython.compiled and _FAST and not self._loop.get_debug():
+                    ml_cancel_quiet(handle)  # type: ignore[name-defined]  # noqa: F821  # made by _add: plain
+                else:
+                    handle.cancel()
         return handle is not None
 
     def clear(self) -> None:
@@ -249,18 +259,26 @@ class FdTable:
     # ---------------------------------------------------------------------------------- ownership
     def claim(self, fd: int, owner: FdOwner) -> None:
         self.check_unowned(fd)
-        self._owners[fd] = owner
+        self._owners[fd] = weakref.ref(owner)
 
     def release(self, fd: int, owner: FdOwner) -> None:
-        if self._owners.get(fd) is owner:
+        if self.owner(fd) is owner:
             del self._owners[fd]
 
     def owner(self, fd: int) -> FdOwner | None:
         """The transport that owns ``fd``, closing or not, or None."""
-        return self._owners.get(fd)
+        ref = self._owners.get(fd)
+        if ref is None:
+            return None
+        owner = ref()
+        if owner is None:
+            del self._owners[fd]  # collected without releasing it
+        return owner
 
     def check_unowned(self, fd: int, fileobj: Any = None) -> None:
-        owner = self._owners.get(fd)
+        if fd not in self._owners:
+            return  # the common case (sock_* calls): one dict lookup
+        owner = self.owner(fd)
         if owner is not None and not owner.is_closing():
             raise RuntimeError(f"File descriptor {fd if fileobj is None else fileobj!r} is used by transport "
                                f"{owner!r} (multiloop backend {self._backend})")

@@ -147,3 +147,25 @@ def test_fd_above_fd_setsize_is_refused_by_select_only(loop, run):
 
 
 
+
+
+def test_an_fd_owner_collected_without_releasing_it_owns_nothing(loop):
+    # Ownership holds its owner weakly (a transport dropped without close() must not keep its fd blocked).
+    import gc
+
+    class Owner:
+        def is_closing(self):
+            return False
+
+    a, b = socket.socketpair()
+    with a, b:
+        owner = Owner()
+        loop._fdtable.claim(a.fileno(), owner)
+        assert loop._fdtable.owner(a.fileno()) is owner
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            loop.add_reader(a.fileno(), lambda: None)
+        del owner
+        gc.collect()
+        assert loop._fdtable.owner(a.fileno()) is None
+        loop.add_reader(a.fileno(), lambda: None)  # free again
+        assert loop.remove_reader(a.fileno())

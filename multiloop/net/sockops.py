@@ -32,7 +32,8 @@ class SockOpsMixin(Loop):
     sock_accept."""
 
     def _check_sock(self, sock: Any) -> None:
-        check_not_ssl_socket(sock)
+        if sock.__class__ is not socket.socket:  # a plain socket is no SSLSocket: one test, no call
+            check_not_ssl_socket(sock)
         if sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
 
@@ -77,7 +78,7 @@ class SockOpsMixin(Loop):
         except _TRY_AGAIN:
             pass
         fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), False, _call, sock, "recv", n)
+        self._wait_fd(fut, sock.fileno(), False, _recv, sock, n)
         return await fut
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
@@ -87,7 +88,7 @@ class SockOpsMixin(Loop):
         except _TRY_AGAIN:
             pass
         fut = self.create_future()
-        self._wait_fd(fut, sock.fileno(), False, _call, sock, "recv_into", buf)
+        self._wait_fd(fut, sock.fileno(), False, _recv_into, sock, buf)
         return await fut
 
     async def sock_recvfrom(self, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
@@ -172,6 +173,15 @@ def _retry(fut: asyncio.Future[Any], step: Callable[..., Any], args: tuple[Any, 
 def _call(sock: Any, method: str, *args: Any) -> Any:
     # Looked up on each try, not bound once: a wrapper or mock may swap the method in between.
     return getattr(sock, method)(*args)
+
+
+def _recv(sock: Any, n: int) -> Any:
+    # sock_recv's step: _call's work without the getattr and the argument packing (it runs on every wake).
+    return sock.recv(n)
+
+
+def _recv_into(sock: Any, buf: Any) -> Any:
+    return sock.recv_into(buf)
 
 
 def _send_rest(sock: socket.socket, view: memoryview, pos: list[int]) -> None:

@@ -26,7 +26,8 @@ def _probe() -> str | None:
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     if parts < MIN_TRIO:
         return f"trio {version} is too old; multiloop-trio needs trio >= {'.'.join(map(str, MIN_TRIO))}"
-    for name in ("wait_readable", "wait_writable", "current_trio_token", "spawn_system_task", "reschedule"):
+    for name in ("wait_readable", "wait_writable", "current_trio_token", "spawn_system_task", "reschedule",
+                 "start_guest_run"):
         if not hasattr(lowlevel, name):
             return f"trio.lowlevel.{name} is missing on this platform (trio {version})"
     import multiloop_trio  # noqa: F401  - the backend itself must import cleanly too
@@ -48,11 +49,12 @@ def multiloop_backends() -> list[multiloop.Backend]:
         # No O1 claimed: waiting is O(ready fds) through the inner epoll/kqueue poller, but where none exists
         # the fallback runs a trio task per fd and direction, and this descriptor is built before that is
         # known (without importing trio). No fd limit either way, and no kernel state across runs (trio's
-        # epoll/kqueue and the inner poller are made per trio.run), hence fork-safe between runs.
+        # epoll/kqueue, its worker thread and the inner poller are made per run, trio.run or guest run), hence
+        # fork-safe between runs.
         capabilities=frozenset({multiloop.Capability.UNLIMITED_FDS, multiloop.Capability.FORK_SAFE}),
         probe=_probe,
         factory=_factory,
         auto=False,
-        description="trio: the loop waits inside trio.run (one trio task on an inner epoll/kqueue poller); "
+        description="trio: trio runs as the loop's guest (the loop waits in an inner epoll/kqueue poller); "
                     "asyncio<->trio bridge",
     )]

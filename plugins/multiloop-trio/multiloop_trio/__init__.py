@@ -1,7 +1,7 @@
 """multiloop-trio: a multiloop backend that waits with trio, and a bridge between asyncio and trio code.
 
 - ``multiloop.new_loop("trio")`` / ``multiloop.run(main(), backend="trio")``: an ordinary asyncio loop
-  (multiloop's core: scheduler, timers, transports) whose waiting happens inside ``trio.run``.
+  (multiloop's core: scheduler, timers, transports) with trio running as its guest in the same thread.
 - ``async with open_loop() as loop:`` inside a running trio program: an asyncio loop on that trio run.
 - ``await aio_as_trio(async_fn)(*args)`` runs asyncio code from trio; ``await trio_as_aio(trio_fn)(*args)``
   runs trio code from asyncio. Results, exceptions and cancellation cross both ways.

@@ -26,7 +26,7 @@ Facts that shape this module:
   (EPERM: ``/dev/null``): such an fd is always ready, as select() says, and is reported on every pass.
 - trio may hold the thread only between checkpoints: the loop's passes checkpoint once per pass anyway.
 
-Design: one trio system task waits for the inner fd, marks the inner poller *ready*, wakes the passes and
+Design (inside a trio run: ``open_loop``, and ``drive`` where trio runs the loop): one trio system task waits for the inner fd, marks the inner poller *ready*, wakes the passes and
 parks. The next pass polls the inner poller (``poll(0)``) and dispatches. While that keeps finding events,
 the task stays parked and each pass polls the inner poller again after its checkpoint (one syscall instead
 of a trio registration and two task switches: an fd ping-pong runs 4.5x faster than with a task per fd);
@@ -35,6 +35,12 @@ poller is level-triggered: whatever is still ready makes its fd readable again a
 is created when a trio run starts (``open``/``start``) and closed when it ends (``stop``), filled from the
 trio poller's own table: no kernel state outlives a run, so the backend stays fork-safe between runs, as
 when trio's own epoll was the only one.
+
+*Host-polled* (``start(..., host=wake)``: the drive path, where trio is a guest of the loop, :mod:`._guest`):
+no trio task. The host loop blocks in the inner poller itself (``wait(timeout)``), with ``wake``'s fd
+registered there too so that trio's callbacks and ``call_soon_threadsafe`` end the wait; ``wait`` drains it
+and keeps it out of the events. Everything else (closed fds at the start, fds the kernel cannot watch, the
+check after each pass, epoll's rebuilds) is the same.
 """
 
 from __future__ import annotations
@@ -85,6 +91,7 @@ class MuxWatcher:
         self._invalid = 0
         self._replaced = 0
         self._inner_totals: dict[str, int] = {}
+        self._host: Any = None  # host-polled: the wake-up (a _guest.HostWake) registered in the inner poller
 
     # ----------------------------------------------------------------------------------- one trio run
     def open(self) -> None:
@@ -98,7 +105,8 @@ class MuxWatcher:
         self._inner = inner
         self._fd = fd
 
-    def start(self, interest: dict[int, int], closed: set[int]) -> None:
+    def start(self, interest: dict[int, int], closed: set[int], host: Any = None) -> None:
+        """Fill the inner poller. ``host``: host-polled (see the module docstring), with that wake-up."""
         inner = self._inner
         assert inner is not None, "open() first"
         self._interest = interest
@@ -113,6 +121,11 @@ class MuxWatcher:
                 self._report_invalid(fd)
                 self._absent.add(fd)
         self._check_replaced(inner)
+        if host is not None:
+            self._host = host
+            inner.register(host.fd, multiloop.READ)
+            self._armed = True
+            return
         self._scope = trio.CancelScope()
         self._started += 1
         tl.spawn_system_task(self._run, self._scope, name=f"multiloop-trio inner {self.backend.name} watch")
@@ -140,7 +153,7 @@ class MuxWatcher:
                 pass
 
     def _forget(self) -> None:
-        self._scope = self._task = self._parked = None
+        self._scope = self._task = self._parked = self._host = None
         self._fd = -1
         self._ready = self._armed = False
         self._pending.clear()
@@ -209,6 +222,8 @@ class MuxWatcher:
             # which the inner poller reports as INVALID at its next poll.
             old, self._fd = self._fd, -1 if fd is None else fd
             self._replaced += 1
+            if self._host is not None:
+                return  # host-polled: no trio wait on the old fd; the host polls the new one next pass
             self._ready = True
             tl.notify_closing(old)
 
@@ -231,6 +246,27 @@ class MuxWatcher:
         if self._pending or self._always:
             # INVALID first: the core drops the fd before a readiness the inner poller also reported for it
             # could wake its callback (that report then reaches discard_stale).
+            events = list(self._pending.items()) + [(fd, m) for fd, m in self._always.items()] + events
+            self._pending.clear()
+        self._taken = events
+        return events
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        """Host-polled ``take``: block in the inner poller for at most ``timeout`` (None: no limit) seconds,
+        or not at all when something is pending; the host wake-up's fd is drained and left out."""
+        inner = self._inner
+        assert inner is not None and self._host is not None, "start(..., host=) first"
+        pending = self._pending or self._always
+        self._polls += 1
+        events = inner.poll(0 if pending else timeout)
+        if events:
+            wake_fd = self._host.fd
+            for i, (fd, _) in enumerate(events):
+                if fd == wake_fd:
+                    self._host.drain()
+                    events = events[:i] + events[i + 1:]
+                    break
+        if pending:
             events = list(self._pending.items()) + [(fd, m) for fd, m in self._always.items()] + events
             self._pending.clear()
         self._taken = events

@@ -1,7 +1,8 @@
-"""The trio backend's Poller: multiloop's core schedules, trio waits.
+"""The trio backend's Poller: multiloop's core schedules; trio waits, or runs as the loop's guest.
 
 Facts about trio that shape this module (the two ways of waiting have their own: :mod:`._mux`,
-:mod:`._watches`; what ``trio.run`` does to the thread: :mod:`._runstate`):
+:mod:`._watches`; what ``trio.run`` does to the thread: :mod:`._runstate`; trio as a guest of the loop:
+:mod:`._guest`):
 
 - trio has no "wait for any of these fds" call in its public API. ``trio.lowlevel.wait_readable(fd)`` /
   ``wait_writable(fd)`` park *one task* until one fd is ready in one direction. A task per watched fd costs
@@ -17,15 +18,24 @@ Facts about trio that shape this module (the two ways of waiting have their own:
   lowest free numbers.
 - ``trio.run`` sets ``sniffio.thread_local.name = "trio"`` for its whole duration, and installs async
   generator hooks that claim every async generator first iterated inside *any* trio task -- asyncio code
-  runs inside a trio task here, so both must be corrected around the core's callbacks.
+  runs inside a trio task inside ``trio.run``, so both must be corrected around the core's callbacks
+  (the hooks: :mod:`._agens`). (A
+  guest run sets the name only during its ticks; its hooks pass on generators first iterated outside trio
+  tasks, but only those of the current run: one that outlives a drive would be claimed in the next.)
+- A blocking call into another trio run (``trio.from_thread.run``) refuses to run inside a trio task: code
+  running inside ``trio.run``'s tasks can never make one, which stock asyncio code can.
 
 Design:
 
 - The poller keeps the interest table (``_interest``: fd -> READ/WRITE) itself; a *watcher* turns it into trio
   waits while the poller is *attached* to a trio run. ``_attach`` starts the watcher on the whole table,
-  ``_detach`` stops it, ``register``/``modify``/``unregister`` pass changes on while attached. In ``drive``
-  (``loop.run_forever``) each run is its own ``trio.run``; inside ``open_loop`` the poller is attached to the
-  caller's run.
+  ``_detach`` stops it, ``register``/``modify``/``unregister`` pass changes on while attached. Inside
+  ``open_loop`` the poller is attached to the caller's run. In ``drive`` (``loop.run_forever`` from plain
+  code) each run starts trio as a *guest* of the loop (:mod:`._guest`): the loop blocks in the multiplexed
+  watcher's inner poller itself, trio's I/O wait runs in trio's worker thread, and the loop's callbacks run
+  outside any trio task (so blocking calls into other trio runs work, as with stock asyncio) while trio's
+  synchronous API and the adapters keep working. Where there is no inner poller to block in (the per-fd
+  fallback), each run is its own ``trio.run`` with the passes in its main task, as before.
 - The watcher is :class:`~._mux.MuxWatcher` when a registered backend has a poller that is itself pollable
   (epoll on Linux, kqueue on BSD/macOS; the best automatic one, or ``$MULTILOOP_TRIO_INNER``): every fd goes
   into that inner poller, created per run, and one trio system task waits on its fd. Otherwise (no such
@@ -40,8 +50,8 @@ Design:
   select and poll do). Both watchers report an fd closed behind the loop's back as INVALID once (the core
   drops it and says so), after the pass whose callbacks closed it; a character device the kernel cannot
   watch (EPERM) is always ready.
-- ``drive`` finds the fds closed since the last run before ``trio.run`` opens files that may take their
-  numbers: the watcher reports them INVALID at the first pass and never watches the numbers.
+- ``drive`` finds the fds closed since the last run before trio or the inner poller open files that may
+  take their numbers: the watcher reports them INVALID at the first pass and never watches the numbers.
 - ``reports_closed_fds`` is True with the per-fd watches (trio's re-arm fails with EBADF for every closed fd)
   and False with the multiplexed watcher, as for its inner epoll: a registration a ``dup()`` keeps alive may
   report a closed number once before it is found; the core's sampling stays on, and the inner poller's
@@ -58,16 +68,18 @@ import os
 import stat
 import sys
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import outcome
 import sniffio
 import trio
 import trio.lowlevel as tl
 
 from multiloop import BadFdError, Iteration, Poller, PollerError, UnpollableFdError
 
+from ._agens import AsyncGenRouting
+from ._guest import GuestHost, HostWake
 from ._mux import MuxWatcher, inner_backend
 from ._runstate import WakeupFdHandover, refuse_inside_trio
 from ._watches import FdWatches
@@ -149,13 +161,14 @@ class TrioPoller(Poller):
         self._attached_pid = 0
         self._driving = False
         self._drive_stop_waiters: set[trio.Event] = set()
-        self._in_asyncio = False
-        self._saved_hooks: Any = None
-        self._aio_agens: dict[int, weakref.ref[Any]] = {}
-        self._aio_agens_purge_at = 64
+        self._agens = AsyncGenRouting()
         self._wakeups = 0
         self._mux_failures = 0
         self._closed_before_run: set[int] = set()
+        self._host_wake: HostWake | None = None  # made at the first guest drive, closed by close()
+        self._guest_wake: HostWake | None = None  # while a guest drive runs: what the core's waker writes
+        self._guest_runs = 0
+        self._mux_failed = False  # drive could not create the inner poller: this trio.run waits per fd
 
     @property
     def waiting_with(self) -> str:
@@ -202,6 +215,9 @@ class TrioPoller(Poller):
             else:
                 self._detach()
         self._interest.clear()
+        if self._host_wake is not None:
+            self._host_wake.close()
+            self._host_wake = None
 
     def make_waker(self) -> Callable[[], None]:
         return self._threadsafe_wake
@@ -247,7 +263,11 @@ class TrioPoller(Poller):
 
     def _threadsafe_wake(self) -> None:
         # Called by the core from any thread, or from a signal handler in the trio thread; run_sync_soon is
-        # safe in both. Coalesced: one request in flight at a time.
+        # safe in both. Coalesced: one request in flight at a time. On the guest drive, the host's wait.
+        guest = self._guest_wake
+        if guest is not None:
+            guest.wake()
+            return
         if self._wake_requested:
             return
         token = self._token
@@ -275,7 +295,7 @@ class TrioPoller(Poller):
         prefixed ``inner_``, summed over runs."""
         stats = {"registered": len(self._interest), "multiplexed": int(self._mux is not None),
                  "watch_tasks": 0, "watch_tasks_started": 0, "threadsafe_wakeups": self._wakeups,
-                 "invalid_fds": 0, "mux_failures": self._mux_failures}
+                 "invalid_fds": 0, "mux_failures": self._mux_failures, "guest_runs": self._guest_runs}
         for watcher in (self._mux, self._watches):
             if watcher is not None:
                 for key, value in watcher.statistics().items():
@@ -311,8 +331,7 @@ class TrioPoller(Poller):
         self._attached = True
         _local.poller = self
         if aio_hooks is not None:
-            self._saved_hooks = sys.get_asyncgen_hooks()
-            self._install_asyncgen_hooks(aio_hooks, trio_hooks)
+            self._agens.install(aio_hooks, trio_hooks)
         closed, self._closed_before_run = self._closed_before_run, set()
         try:
             self._watcher = self._open_watcher()
@@ -323,7 +342,8 @@ class TrioPoller(Poller):
 
     def _open_watcher(self) -> Watcher:
         mux = self._mux
-        if mux is not None:
+        skip_mux, self._mux_failed = self._mux_failed, False
+        if mux is not None and not skip_mux:
             try:
                 mux.open()
                 return mux
@@ -341,9 +361,7 @@ class TrioPoller(Poller):
             watcher.stop()
         self._sleeper = None
         self._notify_drive_stopped()
-        if self._saved_hooks is not None:
-            sys.set_asyncgen_hooks(*self._saved_hooks)
-            self._saved_hooks = None
+        self._agens.restore()
         self._token = None
         self._nursery = None
         self._attached = False
@@ -362,6 +380,7 @@ class TrioPoller(Poller):
         timeout_of = iteration.timeout
         dispatch = iteration.dispatch
         thread_local = sniffio.thread_local
+        agens = self._agens
         watcher = self._watcher
         assert watcher is not None, "attach first"
         has_events = watcher.has_events
@@ -376,11 +395,11 @@ class TrioPoller(Poller):
                     await self._block(timeout)
                 events = take()
                 outer_library, thread_local.name = thread_local.name, "asyncio"
-                self._in_asyncio = True
+                agens.in_asyncio = True
                 try:
                     go_on = dispatch(events)
                 finally:
-                    self._in_asyncio = False
+                    agens.in_asyncio = False
                     thread_local.name = outer_library
                     watcher.done()
                 if until is None:
@@ -411,16 +430,129 @@ class TrioPoller(Poller):
 
     # ------------------------------------------------------------------------------ run_forever's drive
     def drive(self, iteration: Iteration) -> None:
-        """``loop.run_forever()``: one ``trio.run`` whose main task runs the passes until the loop stops."""
+        """``loop.run_forever()``: trio as a guest of the loop (:mod:`._guest`) when there is an inner poller
+        to block in; else one ``trio.run`` whose main task runs the passes until the loop stops."""
         refuse_inside_trio("run_forever()/run_until_complete()")
+        # Before anything opens a file: see _drive_in_trio_run.
+        closed = self._closed_fds()
+        mux = self._mux
+        if mux is not None:
+            try:
+                mux.open()
+            except Exception as exc:  # noqa: BLE001 - EMFILE, a broken backend: this run waits per fd
+                self._mux_failures += 1
+                logger.warning("multiloop-trio: cannot create the inner %s poller (%s: %s); this run waits "
+                               "inside trio.run with one trio task per fd", mux.backend.name,
+                               type(exc).__name__, exc)
+            else:
+                self._guest_drive(iteration, mux, closed)
+                return
+            self._mux_failed = True
+        self._closed_before_run = closed
+        self._drive_in_trio_run(iteration)
+
+    def _guest_drive(self, iteration: Iteration, mux: MuxWatcher, closed: set[int]) -> None:
+        """One guest run around the loop's passes; see :mod:`._guest`."""
+        wake = self._host_wake
+        host: GuestHost | None = None
+        wakeup = WakeupFdHandover()
+        try:
+            if wake is None:
+                wake = self._host_wake = HostWake()
+            mux.start(self._interest, closed, host=wake)
+            host = GuestHost(wake)
+            self._watcher = mux
+            self._attached = True
+            self._attached_pid = os.getpid()
+            _local.poller = self
+            self._guest_wake = wake
+            self._guest_runs += 1
+            self._run_guest(iteration, mux, host, wakeup)
+        finally:
+            self._guest_wake = None
+            self._driving = False
+            if self._watcher is mux:
+                self._detach()
+            else:
+                mux.stop()
+            wakeup.after_run()
+
+    def _run_guest(self, iteration: Iteration, mux: MuxWatcher, host: GuestHost, wakeup: WakeupFdHandover) -> None:
+        aio_hooks = sys.get_asyncgen_hooks()  # the loop's, installed by enter_running()
+        scope = trio.CancelScope()
+        tl.start_guest_run(self._guest_main, scope, wakeup,
+                           run_sync_soon_threadsafe=host.run_sync_soon_threadsafe,
+                           run_sync_soon_not_threadsafe=host.run_sync_soon_not_threadsafe,
+                           done_callback=host.done_callback)
+        wakeup.run_started()  # trio installed its wakeup fd while starting (see WakeupFdHandover)
+        # trio's hooks (installed by start_guest_run) for generators first iterated in trio tasks, the loop's
+        # for those of asyncio code, including generators that outlive one run (trio's own routing would
+        # claim those in the next run).
+        self._agens.install(aio_hooks, sys.get_asyncgen_hooks())
+        failure: BaseException | None = None
+        try:
+            # The guest's main task holds the nursery of trio_as_aio calls: let it start before any callback.
+            host.pump_until(lambda: self._nursery is not None or host.outcome is not None)
+            if host.outcome is None:
+                self._driving = True
+                host.passes(iteration, mux.wait, mux.done, self._agens)
+        except BaseException as exc:  # noqa: BLE001 - re-raised once the guest run has finished
+            failure = exc
+        finally:
+            self._driving = False
+            self._notify_drive_stopped()
+            ended_early = host.outcome is not None
+            self._agens.restore()  # before trio's close puts back the ones it found
+            scope.cancel()  # host code is inside the run: this wakes trio
+            host.pump_until(lambda: host.outcome is not None)
+        result = host.outcome
+        assert result is not None
+        if failure is not None:
+            if isinstance(result, outcome.Error) and not isinstance(result.error, trio.Cancelled):
+                logger.error("multiloop-trio: the trio guest run failed while the loop's run was ending with "
+                             "%s", type(failure).__name__, exc_info=result.error)
+            try:
+                raise failure
+            finally:
+                failure = None
+        if isinstance(result, outcome.Error):
+            result.unwrap()  # the guest run failed (a crashed system task, KeyboardInterrupt in trio)
+        if ended_early:
+            raise RuntimeError("multiloop trio backend: the trio guest run ended while the loop was running")
+
+    async def _guest_main(self, scope: trio.CancelScope, wakeup: WakeupFdHandover) -> None:
+        failure: BaseException | None = None
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    try:
+                        await trio.sleep_forever()
+                    except trio.Cancelled:
+                        raise
+                    except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt: raised bare, below
+                        failure = exc
+                    finally:
+                        self._nursery = None
+                        # trio_as_aio calls cannot outlive the drive: their trio side is cancelled here.
+                        nursery.cancel_scope.cancel()
+        finally:
+            wakeup.run_ending()
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                failure = None
+
+    def _drive_in_trio_run(self, iteration: Iteration) -> None:
+        """The fallback drive: one ``trio.run`` whose main task runs the passes until the loop stops."""
         aio_hooks = sys.get_asyncgen_hooks()  # the loop's, installed by enter_running()
         # trio.run opens files of its own (its epoll fd, its wake-up sockets), which take the lowest free
         # numbers (so does the multiplexed watcher's inner poller): an fd closed since the last run with its
         # registration left would get one, and the watcher would watch that file under the old registration
         # (a wake-up socket is always writable: a spin, nothing reported; trio's epoll fd in the inner epoll
-        # set, which trio's epoll watches, is a loop the kernel refuses with ELOOP). Find those now, while
-        # the numbers are still free (one fstat per registered fd per run, not per pass).
-        self._closed_before_run = self._closed_fds()
+        # set, which trio's epoll watches, is a loop the kernel refuses with ELOOP). ``drive`` found those
+        # while the numbers were still free (one fstat per registered fd per run, not per pass).
         wakeup = WakeupFdHandover()
         try:
             trio.run(self._drive_main, iteration, aio_hooks, wakeup)
@@ -456,39 +588,6 @@ class TrioPoller(Poller):
                 raise failure
             finally:
                 failure = None
-
-    # ------------------------------------------------------------------------ async generator routing
-    def _install_asyncgen_hooks(self, aio_hooks: Any, trio_hooks: Any) -> None:
-        aio_first, aio_final = aio_hooks
-        trio_first, trio_final = trio_hooks
-        agens = self._aio_agens
-
-        def firstiter(agen: Any) -> None:
-            if self._in_asyncio:
-                # ids, because the finalizer runs after the generator's weak references are cleared
-                agens[id(agen)] = weakref.ref(agen)
-                if len(agens) > self._aio_agens_purge_at:
-                    self._purge_agens()
-                if aio_first is not None:
-                    aio_first(agen)
-            elif trio_first is not None:
-                trio_first(agen)
-
-        def finalizer(agen: Any) -> None:
-            if agens.pop(id(agen), None) is not None:
-                if aio_final is not None:
-                    aio_final(agen)
-            elif trio_final is not None:
-                trio_final(agen)
-
-        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
-
-    def _purge_agens(self) -> None:
-        # Generators that ran to completion are never finalized; forget the dead ones.
-        agens = self._aio_agens
-        for key in [k for k, ref in agens.items() if ref() is None]:
-            del agens[key]
-        self._aio_agens_purge_at = max(64, 2 * len(agens))
 
 
 def _is_open(fd: int) -> bool:
