@@ -457,3 +457,27 @@ def test_server_survives_descriptor_exhaustion(backend, tmp_path):
                           env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("OK")
+
+
+def test_a_client_collected_without_detaching_does_not_keep_wait_closed_waiting(loop):
+    # Connections keeps plain weak references: one whose transport is gone counts as no client.
+    import gc
+
+    from multiloop.net.server import Connections
+
+    class FakeTransport:
+        pass
+
+    connections = Connections()
+    kept, dropped = FakeTransport(), FakeTransport()
+    connections.attach(kept)
+    connections.attach(dropped)
+    waiter = loop.create_future()
+    connections.waiters.append(waiter)
+    del dropped
+    gc.collect()
+    assert connections.live_clients() == [kept]
+    connections.close()
+    assert not waiter.done()  # ``kept`` is still connected
+    connections.detach(kept)
+    assert waiter.done()
