@@ -131,21 +131,28 @@ cdef extern from *:
     #endif
 
     /* The caller holds one reference to h, a plain handle that has run or was cancelled. */
-    static inline void ml_recycle(PyObject *h) {
     #ifndef Py_GIL_DISABLED
-        PyTypeObject *tp = Py_TYPE(h);
-        if (Py_REFCNT(h) != 1 || tp != ml_handle_type || ml_nspare >= ML_SPARE_MAX) return;
+    /* 1 when h, of type tp, is held by the caller alone and has no weak reference: its Handle slots but
+       _cancelled are then released (as freeing it would). Releasing them may run arbitrary code (a finaliser
+       that schedules a callback): the handle is in no list yet, and the caller checks its spare count again. */
+    static inline int ml_empty_if_unshared(PyObject *h, PyTypeObject *tp) {
+        if (Py_REFCNT(h) != 1 || Py_TYPE(h) != tp) return 0;
         /* Its weak reference list: at tp_weaklistoffset, which is negative (in the pre-header) where the
            interpreter manages weak references itself (3.12+); the same pointer arithmetic finds it. */
-        if (tp->tp_weaklistoffset != 0 && *(PyObject **)((char *)h + tp->tp_weaklistoffset) != NULL) return;
-        /* Releasing these may run arbitrary code (a finaliser that schedules a callback): the handle is in no
-           list yet, and the spare count is checked again after. */
+        if (tp->tp_weaklistoffset != 0 && *(PyObject **)((char *)h + tp->tp_weaklistoffset) != NULL) return 0;
         Py_CLEAR(ML_SLOT(h, ML_CALLBACK));
         Py_CLEAR(ML_SLOT(h, ML_ARGS));
         Py_CLEAR(ML_SLOT(h, ML_CONTEXT));
         Py_CLEAR(ML_SLOT(h, ML_LOOP));
         Py_CLEAR(ML_SLOT(h, ML_REPR));
         Py_CLEAR(ML_SLOT(h, ML_SRCTB));
+        return 1;
+    }
+    #endif
+
+    static inline void ml_recycle(PyObject *h) {
+    #ifndef Py_GIL_DISABLED
+        if (ml_nspare >= ML_SPARE_MAX || !ml_empty_if_unshared(h, ml_handle_type)) return;
         if (ml_nspare < ML_SPARE_MAX && Py_REFCNT(h) == 1) {
             Py_INCREF(h);
             ml_spare[ml_nspare++] = h;
@@ -155,6 +162,21 @@ cdef extern from *:
 
     /* A new reference to slot-owned object v, replacing slot i (NULL or a reference). */
     #define ML_RESET(h, i, v) Py_XSETREF(ML_SLOT(h, i), (v))
+
+    #ifndef Py_GIL_DISABLED
+    /* A spare handle made live again: every slot but _cancelled is empty (ml_empty), ``context`` is a
+       reference the handle takes over. */
+    static inline void ml_refill(PyObject *h, PyObject *callback, PyObject *args, PyObject *loop,
+                                 PyObject *context) {
+        Py_INCREF(callback); ML_RESET(h, ML_CALLBACK, callback);
+        Py_INCREF(args); ML_RESET(h, ML_ARGS, args);
+        ML_RESET(h, ML_CANCELLED, Py_NewRef(Py_False));
+        Py_INCREF(loop); ML_RESET(h, ML_LOOP, loop);
+        ML_RESET(h, ML_REPR, Py_NewRef(Py_None));
+        ML_RESET(h, ML_SRCTB, Py_NewRef(Py_None));
+        ML_RESET(h, ML_CONTEXT, context);
+    }
+    #endif
 
     /* asyncio.Handle(callback, args, loop, context) without its __init__ (which asks loop.get_debug()): the
        caller has checked the debug flag. tp is ml_handle_type or ml_timer_type; a timer also gets _when. */
@@ -170,15 +192,8 @@ cdef extern from *:
         }
     #ifndef Py_GIL_DISABLED
         if (tp == ml_handle_type && ml_nspare > 0) {
-            /* A spare: every slot but _cancelled is empty (ml_recycle). */
             h = ml_spare[--ml_nspare];
-            Py_INCREF(callback); ML_RESET(h, ML_CALLBACK, callback);
-            Py_INCREF(args); ML_RESET(h, ML_ARGS, args);
-            ML_RESET(h, ML_CANCELLED, Py_NewRef(Py_False));
-            Py_INCREF(loop); ML_RESET(h, ML_LOOP, loop);
-            ML_RESET(h, ML_REPR, Py_NewRef(Py_None));
-            ML_RESET(h, ML_SRCTB, Py_NewRef(Py_None));
-            ML_RESET(h, ML_CONTEXT, context);
+            ml_refill(h, callback, args, loop, context);
             return h;
         }
     #endif
@@ -287,14 +302,8 @@ cdef extern from *:
             } else {
                 Py_INCREF(context);
             }
-            h = ml_ts_spare[--ml_ts_nspare];  /* every slot but _cancelled is empty (ml_ts_recycle) */
-            Py_INCREF(callback); ML_RESET(h, ML_CALLBACK, callback);
-            Py_INCREF(args); ML_RESET(h, ML_ARGS, args);
-            ML_RESET(h, ML_CANCELLED, Py_NewRef(Py_False));
-            Py_INCREF(loop); ML_RESET(h, ML_LOOP, loop);
-            ML_RESET(h, ML_REPR, Py_NewRef(Py_None));
-            ML_RESET(h, ML_SRCTB, Py_NewRef(Py_None));
-            ML_RESET(h, ML_CONTEXT, context);
+            h = ml_ts_spare[--ml_ts_nspare];
+            ml_refill(h, callback, args, loop, context);
             Py_XSETREF(ML_TS_SLOT(h, ml_ts_lock), Py_NewRef(Py_None));
             Py_XSETREF(ML_TS_SLOT(h, ml_ts_runner), Py_NewRef(Py_None));
             return h;
@@ -344,15 +353,7 @@ cdef extern from *:
     /* The caller holds one reference to h, a call_soon_threadsafe handle that has run or was cancelled. */
     static inline void ml_ts_recycle(PyObject *h) {
     #ifndef Py_GIL_DISABLED
-        PyTypeObject *tp = Py_TYPE(h);
-        if (Py_REFCNT(h) != 1 || tp != ml_ts_type || ml_ts_nspare >= ML_SPARE_MAX) return;
-        if (tp->tp_weaklistoffset != 0 && *(PyObject **)((char *)h + tp->tp_weaklistoffset) != NULL) return;
-        Py_CLEAR(ML_SLOT(h, ML_CALLBACK));
-        Py_CLEAR(ML_SLOT(h, ML_ARGS));
-        Py_CLEAR(ML_SLOT(h, ML_CONTEXT));
-        Py_CLEAR(ML_SLOT(h, ML_LOOP));
-        Py_CLEAR(ML_SLOT(h, ML_REPR));
-        Py_CLEAR(ML_SLOT(h, ML_SRCTB));
+        if (ml_ts_nspare >= ML_SPARE_MAX || !ml_empty_if_unshared(h, ml_ts_type)) return;
         Py_CLEAR(ML_TS_SLOT(h, ml_ts_lock));
         Py_CLEAR(ML_TS_SLOT(h, ml_ts_runner));
         if (ml_ts_nspare < ML_SPARE_MAX && Py_REFCNT(h) == 1) {
