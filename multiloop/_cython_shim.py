@@ -18,8 +18,14 @@ def locals(**types: Any) -> Callable[[_F], _F]:  # noqa: A001 - Cython's name
     return lambda func: func
 
 
+def declare(_type: Any, value: Any) -> Any:
+    """A module global typed as a C variable when compiled (``x = cython.declare(cython.long, 3)``): the value."""
+    return value
+
+
 # C types named in @cython.locals: their Python equivalents.
 double = float
 long = int
+bint = bool
 Py_ssize_t = int
 int = int  # noqa: A001 - Cython's name

@@ -24,6 +24,12 @@ with the same guarantee and no lock per handle:
 - A cancel from inside the running callback (its own thread) does not wait, as with asyncio's re-entrant lock.
 - ``cancelled()`` asked from another thread while the callback runs waits for it to return too, as asyncio's
   does (CPython's tests check it).
+- ``CANCELLER_INSIDE[0]`` is True while a ``cancel()``/``cancelled()`` is between its reads and writes under
+  ``_transition``. The compiled core's runner reads it instead of asking the lock (``lock.locked()`` is a
+  Python call, ~100 instructions, twice per handle): with a GIL its section is C code that no other thread can
+  interrupt, so it needs the lock only while a canceller is inside. A canceller that holds the lock but has not
+  raised the flag yet, or has lowered it, is not touching the handle; either order of the two sections is one
+  the lock would also allow. Free-threaded builds always take the lock.
 The core builds these handles without calling ``__init__`` outside debug mode (as it does plain handles), so
 it sets ``_lock`` and ``_runner`` to None itself; ``tests/test_threadsafe_handle.py`` checks that shape. The
 compiled core runs them with its own copy of ``_run`` (``core._run_threadsafe``: the same protocol, the
@@ -47,12 +53,15 @@ _get_ident = threading.get_ident
 _allocate_lock = threading.Lock
 _handle_run = asyncio.Handle._run
 _transition = threading.Lock()
+#: See the module's facts. A list, so the compiled core keeps one reference and reads item 0 in C.
+CANCELLER_INSIDE: list[bool] = [False]
 
 
 def _reset_after_fork() -> None:
     # A thread of the parent may have held the lock at fork(); in the child nobody would release it.
     global _transition
     _transition = threading.Lock()
+    CANCELLER_INSIDE[0] = False
 
 
 if hasattr(os, "register_at_fork"):
@@ -75,22 +84,30 @@ class ThreadSafeHandle(_Base):
 
     def cancel(self) -> None:
         with _transition:
-            runner = self._runner
-            if runner is None or runner == _DONE or runner == _get_ident():
-                first = not self._cancelled
-                self._cancelled = True
-                waiter = None
-            else:  # running in another thread: wait for it to return
-                waiter = self._lock
-                if waiter is None:
-                    waiter = self._lock = _allocate_lock()
-                    waiter.acquire()
+            CANCELLER_INSIDE[0] = True
+            try:
+                runner = self._runner
+                if runner is None or runner == _DONE or runner == _get_ident():
+                    first = not self._cancelled
+                    self._cancelled = True
+                    waiter = None
+                else:  # running in another thread: wait for it to return
+                    waiter = self._lock
+                    if waiter is None:
+                        waiter = self._lock = _allocate_lock()
+                        waiter.acquire()
+            finally:
+                CANCELLER_INSIDE[0] = False
         if waiter is not None:
             with waiter:  # released by _run when the callback returns; passed on to the next waiter
                 pass
             with _transition:
-                first = not self._cancelled
-                self._cancelled = True
+                CANCELLER_INSIDE[0] = True
+                try:
+                    first = not self._cancelled
+                    self._cancelled = True
+                finally:
+                    CANCELLER_INSIDE[0] = False
         if first:
             # What asyncio.Handle.cancel does after setting the flag: outside the lock, since repr() runs
             # arbitrary code. The callback can no longer start (the flag is set), so dropping it is safe.
@@ -103,13 +120,17 @@ class ThreadSafeHandle(_Base):
         # As with asyncio's lock: asked from another thread while the callback runs, the answer waits for it
         # to return (CPython's test_call_soon_threadsafe_handle_block_check_cancelled relies on that).
         with _transition:
-            runner = self._runner
-            if runner is None or runner == _DONE or runner == _get_ident():
-                return self._cancelled
-            waiter = self._lock
-            if waiter is None:
-                waiter = self._lock = _allocate_lock()
-                waiter.acquire()
+            CANCELLER_INSIDE[0] = True
+            try:
+                runner = self._runner
+                if runner is None or runner == _DONE or runner == _get_ident():
+                    return self._cancelled
+                waiter = self._lock
+                if waiter is None:
+                    waiter = self._lock = _allocate_lock()
+                    waiter.acquire()
+            finally:
+                CANCELLER_INSIDE[0] = False
         with waiter:
             pass
         return self._cancelled

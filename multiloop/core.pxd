@@ -39,7 +39,7 @@ cdef class _CoreState:
     cdef object __weakref__
 
     # The pass: C functions (see _CoreState's docstring).
-    cdef object _compute_timeout(self)
+    cdef double _compute_timeout(self) except? -2.0
     cdef _run_once(self)
     cdef _process(self, events)
     cdef _dispatch(self, events)

@@ -69,7 +69,7 @@ from . import errors
 from ._callback_report import report_callback_error as _report_callback_error
 from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
 from .backend import ERROR, INVALID, READ, WRITE, Iteration, Poller
-from .callbacks import CORO_FLAGS as _CORO_FLAGS
+from .callbacks import CORO_FLAGS
 from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
 from .fdtable import FdEntry, FdTable
@@ -83,14 +83,23 @@ from .wakeup import Waker
 logger = logging.getLogger("asyncio")
 
 # epoll_wait()/select() cannot take arbitrarily large timeouts; no timer is that far away in practice.
-MAX_TIMEOUT = 24 * 3600
+MAX_TIMEOUT = cython.declare(cython.double, 24 * 3600.0)
+# What _compute_timeout returns when nothing is scheduled (the backend is then given None: no deadline).
+_NO_DEADLINE = cython.declare(cython.double, -1.0)
 # Rebuild the timer heap when more than half of at least this many entries are cancelled.
 _MIN_TIMERS_FOR_CLEANUP = 100
 # The shared read buffer (see seams.LoopSeams._read_buffer): one recv_into of this size takes what stock
 # asyncio's recv(256 KiB) takes, without allocating.
 READ_BUFFER_SIZE = 256 * 1024
+# The event bits and the coroutine flags as C integers when compiled: a module global that is a Python int
+# costs a dict-cached lookup plus unboxing (and ``flags & _CORO_FLAGS`` a boxed ``&`` and a truth test, ~100
+# instructions per call_soon) on every use; a C global is one load. Plain Python ints otherwise.
+_EV_READ = cython.declare(cython.long, READ)
+_EV_WRITE = cython.declare(cython.long, WRITE)
+_EV_INVALID = cython.declare(cython.long, INVALID)
 # Events that are not plain readiness: one test per event on the hot path covers both.
-_ERROR_OR_INVALID = ERROR | INVALID
+_ERROR_OR_INVALID = cython.declare(cython.long, ERROR | INVALID)
+_CORO_FLAGS = cython.declare(cython.long, CORO_FLAGS)
 # Every 2**_AUDIT_SHIFT passes that report fds, check that (a few of) them are still open: see _audit.
 _AUDIT_SHIFT = 8
 _AUDIT_MASK = (1 << _AUDIT_SHIFT) - 1
@@ -107,15 +116,15 @@ _heappop = heapq.heappop
 _get_ident = threading.get_ident
 _Ts = TypeVarTuple("_Ts")
 # Compiled: whether asyncio's handles have the slots _fasthandles.pxd expects (else the Python-level paths run).
-_FAST = cython.compiled and ml_init_handles(_Handle, _TimerHandle)  # type: ignore[name-defined]  # noqa: F821
+_FAST = cython.declare(cython.bint, cython.compiled and ml_init_handles(_Handle, _TimerHandle))  # type: ignore[name-defined]  # noqa: F821
 # Compiled: whether call_soon_threadsafe's handle class has the _lock and _runner slots _fasthandles.pxd expects.
-_FAST_TS = _FAST and ml_init_threadsafe(_ThreadSafeHandle)  # type: ignore[name-defined]  # noqa: F821
-# The threadsafe handles' transition lock (see _threadsafe_handle), its bound locked(), and the runner's end
-# value, kept here so _run_threadsafe reads module globals, not attributes of another module, per handle.
+_FAST_TS = cython.declare(cython.bint, _FAST and ml_init_threadsafe(_ThreadSafeHandle))  # type: ignore[name-defined]  # noqa: F821
+# The threadsafe handles' transition lock (see _threadsafe_handle), the flag its cancellers raise inside it, and
+# the runner's end value, kept here so _run_threadsafe reads module globals, not attributes of another module, per handle.
 # The lock is replaced in a forked child: _after_fork_in_child reads it again (that module's own at-fork
 # hook, registered when it was imported, before this module's, has run by then).
 _transition = _ts._transition
-_transition_locked = _transition.locked
+_canceller_inside = cython.declare(list, _ts.CANCELLER_INSIDE)
 _TS_DONE = _ts._DONE
 
 #: For the purge of cancelled timers: a C-level test per timer (a Python function here measured slower).
@@ -131,9 +140,8 @@ _live_loops: weakref.WeakSet[LoopCore] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
-    global _transition, _transition_locked
+    global _transition
     _transition = _ts._transition
-    _transition_locked = _transition.locked
     for loop in list(_live_loops):
         loop._forked = True
         loop._fdtable.forked = True
@@ -153,16 +161,20 @@ class _CoreState:
 
     # ----------------------------------------------------------------------------------- one loop pass
     @cython.locals(scheduled=TimerHeap, timeout=cython.double)
-    def _compute_timeout(self: LoopCore) -> float | None:
-        """How long the backend may block. Also publishes "may block" for call_soon_threadsafe first, so a
-        callback appended from another thread after this point is either seen here or wakes the wait."""
+    def _compute_timeout(self: LoopCore) -> float:
+        """How long the backend may block, in seconds; ``_NO_DEADLINE`` (negative) when nothing is scheduled.
+        Also publishes "may block" for call_soon_threadsafe first, so a callback appended from another thread
+        after this point is either seen here or wakes the wait.
+
+        A C double, not ``float | None``: compiled, the pass then tests it without a boxed comparison and
+        boxes it once, for the backend (see _run_once)."""
         self._may_block = True
         if cython.compiled:
             # Free-threaded builds: the flag's store must be visible before we look at the ready queue (a
             # producer appends, then reads the flag; see call_soon_threadsafe). With a GIL: nothing.
             ml_fence()  # type: ignore[name-defined]  # noqa: F821
         if self._ready or self._stopping or self._always_ready:
-            return 0
+            return 0.0
         scheduled = self._scheduled
         # Cancelled timers at the head go now: the wait must not end early for them.
         if cython.compiled:
@@ -174,7 +186,7 @@ class _CoreState:
                 self._timer_cancelled_count -= 1
                 scheduled.pop()._scheduled = False
             if not len(scheduled):
-                return None
+                return _NO_DEADLINE
             timeout = scheduled.first_when() - _monotonic()
         else:
             # The pure-Python heap, inline (a list of (when, seq, timer): see _process).
@@ -182,26 +194,28 @@ class _CoreState:
                 self._timer_cancelled_count -= 1
                 _heappop(scheduled)[2]._scheduled = False
             if not scheduled:
-                return None
+                return _NO_DEADLINE
             timeout = scheduled[0][0] - _monotonic()
-        if timeout <= 0:
-            return 0
+        if timeout <= 0.0:
+            return 0.0
         return timeout if timeout < MAX_TIMEOUT else MAX_TIMEOUT
 
+    @cython.locals(timeout=cython.double)
     def _run_once(self: Any) -> None:  # a LoopCore (mypy takes no subclass as the self type of an undecorated method)
         timeout = self._compute_timeout()
+        wait = None if timeout < 0.0 else timeout  # what the backend takes: seconds, or None for no deadline
         # Instruments or timings attached: the wait hooks go around the wait. One local test each side,
         # not a second copy of the pass, and no extra call on the plain path.
         instruments: Any = self._instruments
         if instruments is not None:
-            instruments.before_io_wait(timeout)
-        if timeout == 0 and len(self._fds) == self._waker_fd_count:
+            instruments.before_io_wait(wait)
+        if timeout == 0.0 and len(self._fds) == self._waker_fd_count:
             # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
             # callbacks it would announce are in the ready queue already. Skip the syscall.
             events: list[tuple[int, int]] = []
         else:
             try:
-                events = self._poller.poll(timeout)
+                events = self._poller.poll(wait)
             finally:
                 self._may_block = False
         if instruments is not None:
@@ -291,9 +305,9 @@ class _CoreState:
     def _dispatch(self: LoopCore, events: list[tuple[int, int]]) -> None:
         fds = self._fds
         append = self._ready_append
-        # The event bits as locals: C integers when compiled (module globals are Python ints there, and each
-        # test would box ev and call the number protocol: ~300 instructions per event); fast locals in Python.
-        read, write, invalid, error_or_invalid = READ, WRITE, INVALID, _ERROR_OR_INVALID
+        # The event bits as locals: C integers when compiled (as are the globals they come from); fast locals in
+        # Python, where a global is a dict lookup per test.
+        read, write, invalid, error_or_invalid = _EV_READ, _EV_WRITE, _EV_INVALID, _ERROR_OR_INVALID
         self._n_events += len(events)
         if not self._n_passes & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
             events = self._audit(events, self._n_passes >> _AUDIT_SHIFT)
@@ -341,10 +355,11 @@ class _CoreIteration(Iteration):
     def __init__(self, loop: LoopCore) -> None:
         self._loop = loop
 
-    @cython.locals(loop=_CoreState)
+    @cython.locals(loop=_CoreState, seconds=cython.double)
     def timeout(self) -> float | None:
         loop = self._loop
-        timeout = loop._compute_timeout()
+        seconds = loop._compute_timeout()
+        timeout = None if seconds < 0.0 else seconds
         if loop._instruments is not None:
             loop._instruments.before_io_wait(timeout)
         return timeout
@@ -358,15 +373,16 @@ class _CoreIteration(Iteration):
         return not loop._stopping
 
 
+@cython.locals(take=cython.bint)
 def _run_threadsafe(handle: Any) -> None:
     """``ThreadSafeHandle._run`` (the same protocol: see :mod:`multiloop._threadsafe_handle`), compiled, with the
     callback run as plain handles are (``ml_run``). Only the compiled pass calls it (a C function: ``core.pxd``).
 
-    With the GIL, this C code cannot be interrupted between the Python-level calls it makes; so when the
-    transition lock is free, no canceller is inside its critical section and none can enter one before this
-    section ends: the section needs no lock then (two calls fewer). Free-threaded builds always take it."""
+    With the GIL, this C code cannot be interrupted between the Python-level calls it makes; so when no
+    canceller has raised ``CANCELLER_INSIDE``, none is inside its critical section and none can enter one
+    before this section ends: the section needs no lock then. Free-threaded builds always take it."""
     transition = _transition
-    take = ML_GIL_DISABLED or _transition_locked()  # type: ignore[name-defined]  # noqa: F821
+    take = ML_GIL_DISABLED or _canceller_inside[0] is True  # type: ignore[name-defined]  # noqa: F821
     if take:
         transition.acquire()
     cancelled = ml_cancelled_slot(handle)  # type: ignore[name-defined]  # noqa: F821
@@ -386,7 +402,7 @@ def _run_threadsafe(handle: Any) -> None:
     except BaseException as exc:
         _report_callback_error(handle, exc)
     finally:
-        take = ML_GIL_DISABLED or _transition_locked()  # type: ignore[name-defined]  # noqa: F821
+        take = ML_GIL_DISABLED or _canceller_inside[0] is True  # type: ignore[name-defined]  # noqa: F821
         if take:
             transition.acquire()
         if _FAST_TS:

@@ -210,3 +210,70 @@ def test_cancel_racing_the_run_either_wins_or_waits(loop):
     ran = [i for i in range(n) if state[i] == 2]
     assert all(state[i] in (0, 2) for i in range(n))
     assert ran == sorted(ran)  # and nothing ran twice or out of order
+
+
+def test_cancel_and_cancelled_raise_the_canceller_flag_only_inside_their_section(loop):
+    # The compiled runner skips the transition lock while CANCELLER_INSIDE[0] is down: the flag must be up
+    # exactly while a canceller reads and writes the handle's state, and down again however the section ends.
+    seen = []
+
+    class SpyRunner:
+        """A _runner value whose comparison (made inside the section) records the flag; "done" when asked."""
+
+        def __init__(self, fail: bool = False) -> None:
+            self.fail = fail
+
+        def __eq__(self, other: object) -> bool:
+            seen.append(_threadsafe_handle.CANCELLER_INSIDE[0])
+            if self.fail:
+                raise RuntimeError("boom")
+            return other == _threadsafe_handle._DONE
+
+        __hash__ = None  # type: ignore[assignment]
+
+    handle = loop.call_soon_threadsafe(lambda: None)
+    handle._runner = SpyRunner()
+    assert handle.cancelled() is False
+    handle.cancel()
+    assert handle.cancelled() is True
+    assert seen == [True, True, True], seen
+    assert _threadsafe_handle.CANCELLER_INSIDE[0] is False
+
+    other = loop.call_soon_threadsafe(lambda: None)
+    other._runner = SpyRunner(fail=True)
+    try:
+        other.cancel()
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the spy did not run")
+    assert seen[-1] is True
+    assert _threadsafe_handle.CANCELLER_INSIDE[0] is False
+    assert not _threadsafe_handle._transition.locked()
+
+
+def test_the_runner_waits_while_a_canceller_is_inside_its_section(loop):
+    # A canceller (simulated: the lock held and the flag up, as cancel() does) is between its reads and writes;
+    # the loop must not start the callback until the section ends.
+    ran = threading.Event()
+    started = threading.Event()
+    handle = loop.call_soon_threadsafe(ran.set)
+    transition = _threadsafe_handle._transition
+    transition.acquire()
+    _threadsafe_handle.CANCELLER_INSIDE[0] = True
+
+    def drive():
+        started.set()
+        loop.run_until_complete(asyncio.sleep(0))
+
+    t = threading.Thread(target=drive)
+    try:
+        t.start()
+        started.wait(5)
+        # The runner is blocked on the lock (or has not reached the handle yet): the callback cannot have run.
+        assert not ran.wait(0.2)
+    finally:
+        _threadsafe_handle.CANCELLER_INSIDE[0] = False
+        transition.release()
+    t.join(10)
+    assert ran.is_set() and handle._runner == _threadsafe_handle._DONE
