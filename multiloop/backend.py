@@ -36,7 +36,7 @@ import errno as _errno
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .errors import BadFdError, PollerError, UnpollableFdError
 
@@ -131,6 +131,9 @@ class Poller(abc.ABC):
     - ``make_waker()``: how ``call_soon_threadsafe`` interrupts a wait.
     - ``drives_loop`` / ``drive(iteration)``: for a backend that cannot block in ``poll``.
     - ``reports_closed_fds``: the backend always reports a closed fd as INVALID (the core then trusts it).
+    - ``native_wait``: a :class:`multiloop.readiness.NativeWait` (compiled) that hands events to the core in C
+      instead of returning them; the core then calls it instead of ``poll`` on most passes, while its
+      ``active`` is true. It must report exactly what ``poll`` would. Default None.
     - ``discard_stale(fds)``: called when ``poll`` reported fds the core has no registration for.
     - ``statistics()``: counters shown in ``loop.stats().backend_stats``.
     - ``close()`` releases the kernel object; after it, no method is called again.
@@ -147,6 +150,8 @@ class Poller(abc.ABC):
     #: busy loop a closed fd would cause (epoll reports a closed fd whose file a ``dup()`` keeps open as
     #: ready, forever). Claiming it wrongly costs that protection; the default is the safe answer.
     reports_closed_fds: ClassVar[bool] = False
+    #: See "Optional" above: None, or a multiloop.readiness.NativeWait (typed loosely: compiled builds only).
+    native_wait: Any = None
 
     @abc.abstractmethod
     def register(self, fd: int, events: int) -> None:

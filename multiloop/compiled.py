@@ -56,6 +56,7 @@ from typing import Any
 #: ``select.epoll.poll``'s per-call malloc of a 12 KiB array (fd ping-pong: 14,122 -> 12,997 instructions per
 #: round trip, 3.11; uvloop 10,049). A backend's module, not the core's: the core never imports it.
 EXTENSION_MODULES: tuple[str, ...] = (
+    "multiloop.readiness",
     "multiloop.pollers.epollwait",
     "multiloop.timerheap",
     "multiloop.fdtable",
@@ -86,7 +87,9 @@ EXTENSION_MODULES: tuple[str, ...] = (
 #:   socket object with an atomic load there, so a socket closed by another thread (unsupported) fails with
 #:   EBADF as socket.send would, never with a torn read. The module's only process-wide state is the socket
 #:   type recorded once at import.
+#: - ``multiloop.readiness``: two abstract extension types, no state at all.
 FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
+    "multiloop.readiness",
     "multiloop.pollers.epollwait",
     "multiloop.timerheap",
     "multiloop.fdtable",

@@ -9,8 +9,9 @@
 from multiloop.fdtable cimport FdEntry, FdTable
 from multiloop.timerheap cimport TimerHeap
 from multiloop._fasthandles cimport *
+from multiloop.readiness cimport NativeWait, ReadinessSink
 
-cdef class _CoreState:
+cdef class _CoreState(ReadinessSink):
     cdef public object _ready
     cdef public object _ready_append
     cdef public object _ready_popleft
@@ -36,6 +37,8 @@ cdef class _CoreState:
     cdef public long long _n_stale
     cdef public object _instruments
     cdef public bint _hooked_pass
+    cdef public NativeWait _native
+    cdef public list _stale_fds
     cdef object __weakref__
 
     # The pass: C functions (see _CoreState's docstring).
@@ -43,5 +46,6 @@ cdef class _CoreState:
     cdef _run_once(self)
     cdef _process(self, events)
     cdef _dispatch(self, events)
+    cdef int _on_ready(self, int fd, long ev) except -1
 
 cdef _run_threadsafe(object handle)

@@ -74,6 +74,7 @@ from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
 from .fdtable import FdEntry, FdTable
 from .instruments import InstrumentSet
+from .readiness import NativeWait, ReadinessSink
 from .services import LoopServices
 from .stats import LoopStats
 from .timerheap import TimerHeap
@@ -84,6 +85,7 @@ logger = logging.getLogger("asyncio")
 
 # epoll_wait()/select() cannot take arbitrarily large timeouts; no timer is that far away in practice.
 MAX_TIMEOUT = cython.declare(cython.double, 24 * 3600.0)
+_NO_EVENTS: list[tuple[int, int]] = []  # never appended to
 # What _compute_timeout returns when nothing is scheduled (the backend is then given None: no deadline).
 _NO_DEADLINE = cython.declare(cython.double, -1.0)
 # Rebuild the timer heap when more than half of at least this many entries are cancelled.
@@ -102,7 +104,7 @@ _ERROR_OR_INVALID = cython.declare(cython.long, ERROR | INVALID)
 _CORO_FLAGS = cython.declare(cython.long, CORO_FLAGS)
 # Every 2**_AUDIT_SHIFT passes that report fds, check that (a few of) them are still open: see _audit.
 _AUDIT_SHIFT = 8
-_AUDIT_MASK = (1 << _AUDIT_SHIFT) - 1
+_AUDIT_MASK = cython.declare(cython.long, (1 << _AUDIT_SHIFT) - 1)
 _AUDIT_FDS = 4
 
 _Handle = asyncio.Handle
@@ -153,7 +155,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class _CoreState:
+class _CoreState(ReadinessSink):
     """The scheduler's state and its pass. Compiled, an extension type whose C fields ``core.pxd`` declares,
     and whose pass methods are C functions calling each other directly (as methods of the Python subclass
     they cost an attribute lookup and a Python call each, four times a pass); as plain Python, a base class
@@ -200,24 +202,41 @@ class _CoreState:
             return 0.0
         return timeout if timeout < MAX_TIMEOUT else MAX_TIMEOUT
 
-    @cython.locals(timeout=cython.double)
+    @cython.locals(timeout=cython.double, native=NativeWait, n=cython.Py_ssize_t)
     def _run_once(self: Any) -> None:  # a LoopCore (mypy takes no subclass as the self type of an undecorated method)
         timeout = self._compute_timeout()
-        wait = None if timeout < 0.0 else timeout  # what the backend takes: seconds, or None for no deadline
         # Instruments or timings attached: the wait hooks go around the wait. One local test each side,
         # not a second copy of the pass, and no extra call on the plain path.
         instruments: Any = self._instruments
-        if instruments is not None:
-            instruments.before_io_wait(wait)
         if timeout == 0.0 and len(self._fds) == self._waker_fd_count:
             # Nothing to wait for but the wake-up fd, and we are not going to block: the cross-thread
             # callbacks it would announce are in the ready queue already. Skip the syscall.
-            events: list[tuple[int, int]] = []
-        else:
+            if instruments is not None:
+                instruments.before_io_wait(timeout)
+                instruments.after_io_wait()
+            self._process(_NO_EVENTS)
+            return
+        native = self._native
+        if native is not None and native.active and instruments is None and (self._n_passes + 1) & _AUDIT_MASK \
+                and not self._always_ready:
+            # The backend hands each event to _on_ready from C (multiloop.readiness): no list, no tuples.
+            # Not on the passes that audit the reported fds, which need them as a list, nor with hooks.
             try:
-                events = self._poller.poll(wait)
+                n = native.wait_into(self, timeout)
             finally:
                 self._may_block = False
+            self._n_events += n
+            if self._stale_fds:
+                self._discard_stale()
+            self._process(_NO_EVENTS)
+            return
+        wait = None if timeout < 0.0 else timeout  # what poll() takes: seconds, or None for no deadline
+        if instruments is not None:
+            instruments.before_io_wait(wait)
+        try:
+            events = self._poller.poll(wait)
+        finally:
+            self._may_block = False
         if instruments is not None:
             instruments.after_io_wait()
         self._process(events)
@@ -300,51 +319,55 @@ class _CoreState:
                     handle._run()
         handle = None  # drop the reference before blocking again (ResourceWarning-friendly)
 
-    @cython.locals(fds=dict, entry=FdEntry, ev=cython.long, read=cython.long, write=cython.long,
-                   invalid=cython.long, error_or_invalid=cython.long)
+    @cython.locals(fd=cython.int, ev=cython.long, entry=FdEntry)
     def _dispatch(self: LoopCore, events: list[tuple[int, int]]) -> None:
-        fds = self._fds
-        append = self._ready_append
-        # The event bits as locals: C integers when compiled (as are the globals they come from); fast locals in
-        # Python, where a global is a dict lookup per test.
-        read, write, invalid, error_or_invalid = _EV_READ, _EV_WRITE, _EV_INVALID, _ERROR_OR_INVALID
         self._n_events += len(events)
         if not self._n_passes & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
             events = self._audit(events, self._n_passes >> _AUDIT_SHIFT)
         for fd, ev in events:
-            entry = fds.get(fd)
-            if entry is None:
-                # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
-                # level-triggered wait would report it forever. The backend gets rid of it, once per batch.
-                if self._stale_batch is not events:
-                    self._discard_stale(events)
-                continue
-            if ev & error_or_invalid:
-                if ev & invalid:
-                    self._drop_dead_fd(fd, entry)
-                    continue
-                ev = entry.mask
-            if ev & read:
-                handle = entry.reader
-                if handle is not None:
-                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
-                        self._fdtable.remove_reader(fd)
-                    else:
-                        append(handle)
-            if ev & write:
-                handle = entry.writer
-                if handle is not None:
-                    if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
-                        self._fdtable.remove_writer(fd)
-                    else:
-                        append(handle)
+            self._on_ready(fd, ev)
+        if self._stale_fds:
+            self._discard_stale()
         if self._always_ready:  # almost always empty: a size test, not an iterator, per pass
+            fds = self._fds
+            append = self._ready_append
             for fd in self._always_ready:
                 entry = fds[fd]
                 if entry.reader is not None and not entry.reader._cancelled:
                     append(entry.reader)
                 if entry.writer is not None and not entry.writer._cancelled:
                     append(entry.writer)
+
+    @cython.locals(entry=FdEntry)
+    def _on_ready(self: LoopCore, fd: int, ev: int) -> int:
+        """One event of a wait: the fd's reader and/or writer join the ready queue. Compiled, a C method that a
+        backend's native wait calls directly (see :mod:`multiloop.readiness`); ``_dispatch`` calls it too."""
+        entry = self._fds.get(fd)
+        if entry is None:
+            # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
+            # level-triggered wait would report it forever. The backend gets rid of it, once per batch.
+            self._stale_fds.append(fd)
+            return 0
+        if ev & _ERROR_OR_INVALID:
+            if ev & _EV_INVALID:
+                self._drop_dead_fd(fd, entry)
+                return 0
+            ev = entry.mask
+        if ev & _EV_READ:
+            handle = entry.reader
+            if handle is not None:
+                if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
+                    self._fdtable.remove_reader(fd)
+                else:
+                    self._ready_append(handle)
+        if ev & _EV_WRITE:
+            handle = entry.writer
+            if handle is not None:
+                if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
+                    self._fdtable.remove_writer(fd)
+                else:
+                    self._ready_append(handle)
+        return 0
 
 
 class _CoreIteration(Iteration):
@@ -423,13 +446,13 @@ if not cython.compiled:
     # hinted dict lookup (LOAD_ATTR_WITH_HINT) instead of a fixed-offset load: measured on 3.14, that alone put
     # call_soon at 0.94x stock asyncio (whose loop has 27). tests/test_compiled.py checks the names match core.pxd.
     # The class is remade with the same namespace (its docstring and the pass) plus the slots.
-    _CoreState = type("_CoreState", (), {  # type: ignore[misc, assignment]  # noqa: F811
+    _CoreState = type("_CoreState", _CoreState.__bases__, {  # type: ignore[misc, assignment]  # noqa: F811
         **{k: v for k, v in vars(_CoreState).items() if k not in ("__dict__", "__weakref__")},
         "__slots__": ("_ready", "_ready_append", "_ready_popleft", "_scheduled",
                       "_timer_cancelled_count", "_fds", "_always_ready", "_fdtable", "_poller", "_waker",
                       "_waker_fd_count", "_closed", "_stopping", "_forked", "_may_block", "_debug",
                       "_clock_resolution", "_current_handle", "_n_passes", "_n_callbacks", "_n_events",
-                      "_n_dead", "_n_stale", "_instruments", "_hooked_pass"),
+                      "_n_dead", "_n_stale", "_instruments", "_hooked_pass", "_native", "_stale_fds"),
     })
 
 
@@ -474,7 +497,10 @@ class LoopCore(_CoreState, LoopServices):
         self._n_events = 0  # fd events dispatched
         self._n_dead = 0  # dead fds dropped
         self._n_stale = 0  # events for fds the core does not know
-        self._stale_batch: list[tuple[int, int]] | None = None  # the events _discard_stale last handled
+        self._stale_fds: list[int] = []  # fds of this batch the core does not know (see _on_ready)
+        # The backend's native wait, when it has one and this build can use it (see multiloop.readiness).
+        native = getattr(poller, "native_wait", None)
+        self._native = native if cython.compiled and isinstance(native, NativeWait) else None
         self._iteration = _CoreIteration(self)
         self._waker = Waker(self._fdtable, poller.make_waker())
         self._waker_fd_count = self._waker.fd_count
@@ -713,11 +739,9 @@ class LoopCore(_CoreState, LoopServices):
         # Here as well as in services.py: every Handle.cancel() and Handle.__init__ asks, compiled it is a field read.
         return self._debug
 
-    def _discard_stale(self, events: list[tuple[int, int]]) -> None:
-        """Hand every fd of ``events`` the core has no registration for to the backend, in one call."""
-        self._stale_batch = events
-        fds = self._fds
-        unknown = [fd for fd, _ in events if fd not in fds]
+    def _discard_stale(self) -> None:
+        """Hand the fds of this batch that the core has no registration for to the backend, in one call."""
+        unknown, self._stale_fds = self._stale_fds, []
         self._n_stale += len(unknown)
         self._poller.discard_stale(unknown)
 

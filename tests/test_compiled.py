@@ -145,7 +145,7 @@ def test_the_pure_core_state_has_the_fields_core_pxd_declares_as_slots():
     from pathlib import Path
 
     pxd = (Path(multiloop.__file__).parent / "core.pxd").read_text()
-    body = pxd[pxd.index("cdef class _CoreState:"):]
+    body = pxd[pxd.index("cdef class _CoreState("):]
     fields = re.findall(r"^\s+cdef public (?:\w+ )+(\w+)$", body, re.MULTILINE)
     assert len(fields) > 10
     code = textwrap.dedent("""

@@ -124,3 +124,95 @@ def test_a_signal_handler_that_returns_leaves_a_wait_that_reports_no_stray_event
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
         assert calls == [signal.SIGALRM]
+
+
+# ---------------------------------------------------------------------- the native wait (multiloop.readiness)
+def _ping_pong(loop, rounds):
+    """``rounds`` one-byte round trips between two add_reader callbacks; returns how many a's reader saw."""
+    import asyncio
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    seen = []
+    done = loop.create_future()
+
+    def on_a():
+        seen.append(a.recv(16))
+        if len(seen) == rounds:
+            done.set_result(None)
+        else:
+            a.send(b"x")
+
+    def on_b():
+        b.send(b.recv(16).upper())
+
+    loop.add_reader(a.fileno(), on_a)
+    loop.add_reader(b.fileno(), on_b)
+    try:
+        a.send(b"x")
+        loop.run_until_complete(asyncio.wait_for(done, 10))
+    finally:
+        loop.remove_reader(a.fileno())
+        loop.remove_reader(b.fileno())
+        a.close()
+        b.close()
+    return seen
+
+
+def test_the_compiled_epoll_loop_gets_its_events_without_poll_except_on_audit_passes():
+    # Compiled: the poller's native wait hands events to the core in C; poll() (the list) runs only on the
+    # passes that audit the reported fds (one in 256) and while the backend has events of its own pending.
+    # Pure Python: poll() on every pass.
+    loop = multiloop.new_loop("epoll")
+    try:
+        poller = loop._poller
+        calls = []
+        real_poll = poller.poll
+
+        def counting_poll(timeout):
+            calls.append(timeout)
+            return real_poll(timeout)
+
+        poller.poll = counting_poll
+        passes_before = loop.stats().iterations
+        assert _ping_pong(loop, 600) == [b"X"] * 600
+        passes = loop.stats().iterations - passes_before
+        assert passes >= 1200  # two wake-ups a round trip
+        if multiloop.compiled.ACTIVE:
+            assert poller.native_wait is not None and poller.native_wait.active
+            assert 1 <= len(calls) <= passes // 256 + 2, (len(calls), passes)
+        else:
+            assert poller.native_wait is None
+            assert len(calls) >= passes - 2
+    finally:
+        loop.close()
+
+
+def test_the_native_wait_is_inactive_while_a_rebuild_has_closed_fds_to_report_then_follows_the_new_set():
+    import os
+
+    loop = multiloop.new_loop("epoll")
+    poller = loop._poller
+    native = poller.native_wait
+    if native is None:
+        assert not multiloop.compiled.ACTIVE
+        loop.close()
+        pytest.skip("pure Python: no native wait")
+    a, b = socket.socketpair()
+    errors = []
+    loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+    try:
+        loop.add_reader(a.fileno(), lambda: None)
+        fd = a.fileno()
+        os.close(os.dup(fd))
+        a.close()  # closed behind the loop's back, its reader still registered
+        poller._rebuild()  # what a suspect fd number or a stale registration triggers
+        assert not native.active  # the INVALID report for fd waits in poll()'s pending list
+        assert _ping_pong(loop, 3) == [b"X"] * 3  # poll() reported it (the core dropped fd), then native again
+        assert native.active
+        assert fd not in loop._fds
+        assert len([ctx for ctx in errors if ctx.get("fd") == fd]) == 1  # reported once, as a dead fd
+    finally:
+        b.close()
+        loop.close()

@@ -55,7 +55,7 @@ import select as _select
 
 from .. import hookimpl
 from ..backend import INVALID, Backend, Capability, Poller, translate_oserror
-from .epollwait import waiter
+from .epollwait import native_waiter, waiter
 
 NAME = "epoll"
 _GONE = (errno.EBADF, errno.ENOENT)
@@ -67,6 +67,9 @@ class EpollPoller(Poller):
     def __init__(self) -> None:
         self._epoll = _select.epoll()
         self.poll = waiter(self._epoll)  # type: ignore[method-assign, assignment]  # the hot path: no wrapper frame
+        # Compiled builds: the wait that hands events to the core in C (multiloop.readiness). Inactive while
+        # a rebuild's INVALID reports wait in _pending: only poll() (then _poll_pending) reports those.
+        self.native_wait = native_waiter(self._epoll)
         #: fd -> events as the kernel has them: what a rebuild registers again.
         self._interest: dict[int, int] = {}
         #: fd numbers whose delete failed: a registration of their old file may outlive us (see above).
@@ -132,6 +135,8 @@ class EpollPoller(Poller):
         """``poll`` for one call after a rebuild found closed fds: report them, then back to the fast path."""
         pending, self._pending = self._pending, []
         self.poll = waiter(self._epoll)  # type: ignore[method-assign, assignment]
+        if self.native_wait is not None:
+            self.native_wait.active = True
         return pending + self._epoll.poll(0)
 
     def discard_stale(self, fds: list[int]) -> None:
@@ -162,6 +167,9 @@ class EpollPoller(Poller):
             self._suspect.add(fd)
             self._pending.append((fd, INVALID))
         self.poll = self._poll_pending if self._pending else waiter(fresh)  # type: ignore[method-assign, assignment]
+        if self.native_wait is not None:
+            self.native_wait.rebind(fresh)
+            self.native_wait.active = not self._pending
 
     def close(self) -> None:
         self._epoll.close()
