@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 
 import pytest
 
@@ -203,3 +204,120 @@ def test_sock_ops_refuse_an_fd_owned_by_a_transport(loop, run, socketpair):
         await asyncio.sleep(0)
 
     run(main())
+
+
+# ------------------------------------------------------------------------------------------ parked waits
+# A finished wait keeps its registration until the woken task's step has run, so that the task's next wait of
+# the same socket needs no backend call (see multiloop.fdtable). These check what must hold around that.
+
+
+def test_a_ping_pong_registers_each_socket_once(loop, run, socketpair, backend):
+    if backend != "epoll":
+        pytest.skip("counts epoll_ctl calls (the epoll backend's stats)")
+    a, b = socketpair()
+
+    async def echo():
+        for _ in range(20):
+            await loop.sock_sendall(b, await loop.sock_recv(b, 100))
+
+    async def main():
+        server = loop.create_task(echo())
+        await asyncio.sleep(0)
+        before = loop.stats().backend_stats["ctl_calls"]
+        for i in range(20):
+            await loop.sock_sendall(a, b"%d" % i)
+            assert await loop.sock_recv(a, 100) == b"%d" % i
+        await server
+        # Each socket's first wait registers it; every later wait takes over the parked registration.
+        assert loop.stats().backend_stats["ctl_calls"] - before <= 4
+        await asyncio.sleep(0)
+        assert not registered(loop, a) and not registered(loop, b)
+
+    run(main())
+
+
+def test_a_finished_wait_is_unregistered_after_the_next_pass(loop, run, socketpair):
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        await asyncio.sleep(0)
+        assert not registered(loop, a)
+
+    run(main())
+
+
+def test_remove_reader_after_a_finished_recv_finds_nothing(loop, run, socketpair):
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        assert loop.remove_reader(a) is False  # as in stock asyncio: the wait's registration is over
+
+    run(main())
+
+
+def test_closing_a_socket_after_recv_and_reusing_its_fd_number(loop, run, socketpair):
+    """recv finishes, the task closes the socket and opens another that gets the same fd number, in one step:
+    a registration of the new socket must reach the kernel (epoll forgot the closed file)."""
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        fd = a.fileno()
+        a.close()
+        c, d = socketpair()
+        if fd not in (c.fileno(), d.fileno()):
+            pytest.skip("the kernel did not reuse the fd number")
+        new, peer = (c, d) if c.fileno() == fd else (d, c)
+        got = loop.create_future()
+        loop.add_reader(new, lambda: got.done() or got.set_result(new.recv(100)))
+        peer.send(b"y")
+        assert await asyncio.wait_for(got, 2) == b"y"
+        loop.remove_reader(new)
+
+    run(main())
+
+
+def test_recv_on_a_new_socket_with_a_parked_fd_number(loop, run, socketpair):
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        fd = a.fileno()
+        a.close()
+        c, d = socketpair()
+        if fd not in (c.fileno(), d.fileno()):
+            pytest.skip("the kernel did not reuse the fd number")
+        new, peer = (c, d) if c.fileno() == fd else (d, c)
+        loop.call_later(0.01, peer.send, b"y")
+        assert await asyncio.wait_for(loop.sock_recv(new, 100), 2) == b"y"
+
+    run(main())
+
+
+def test_a_failed_recv_unregisters(loop, run):
+    listener = socket.create_server(("127.0.0.1", 0))
+    a = socket.create_connection(listener.getsockname())
+    b, _ = listener.accept()
+    listener.close()
+    a.setblocking(False)
+
+    async def main():
+        reader = loop.create_task(loop.sock_recv(a, 100))
+        await asyncio.sleep(0)
+        assert registered(loop, a)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        b.close()  # an RST: the waiting recv fails
+        with pytest.raises(ConnectionResetError):
+            await reader
+        assert not registered(loop, a)
+
+    try:
+        run(main())
+    finally:
+        a.close()
