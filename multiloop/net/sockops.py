@@ -28,6 +28,7 @@ from typing import Any
 from ..backend import READ, WRITE
 from ..seams import FdRegistry, Loop
 from .connect import resolve
+from .sockcalls import recv_now
 from .socketargs import check_not_ssl_socket
 
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
@@ -76,10 +77,9 @@ class SockOpsMixin(Loop):
     # the extra coroutine, the argument packing and the getattr cost 10-15% of a ping-pong round trip.
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         self._check_sock(sock)
-        try:
-            return sock.recv(n)
-        except _TRY_AGAIN:
-            pass
+        data = recv_now(sock, n)  # compiled: "nothing queued" is None, not a BlockingIOError
+        if data is not None:
+            return data
         fut = self.create_future()
         fd = sock.fileno()
         handle = self._wait_fd(fut, sock, fd, False, _recv, sock, n)
