@@ -8,12 +8,6 @@ cdef class FdEntry:
     cdef public object writer
     cdef public int mask
     cdef public object fileobj
-    cdef public object rpark
-    cdef public object wpark
-
-
-cdef class _Unparker:
-    cdef FdTable table
 
 
 cdef class FdTable:
@@ -26,12 +20,8 @@ cdef class FdTable:
     cdef object _loop
     cdef object _backend
     cdef object _check_usable
-    cdef object _call_soon
-    cdef _Unparker _unparker
     cdef object __weakref__
 
     cpdef _tell_backend(self, fd, FdEntry entry, int mask)
-    cpdef object _add(self, fd, int direction, callback, tuple args, context, sock)
-    cpdef _park(self, fd, int direction, sock)
-    cpdef _unpark(self, fd, int direction, handle)
+    cpdef object _add(self, fd, int direction, callback, tuple args, context)
     cpdef bint _remove(self, fd, int direction) except -1

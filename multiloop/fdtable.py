@@ -16,16 +16,6 @@ Facts that shape it:
 - In a process forked from the loop's, an epoll/kqueue object is shared with the parent: unregistering an fd
   here would remove the *parent's* registration. After a fork the table only forgets, it never tells the
   backend.
-- A ``sock_*`` operation that waits registers its fd, and the task it wakes usually waits on the same socket
-  again at once (a ping-pong: recv, send, recv). Removing the registration when the wait ends and adding it
-  back a moment later costs two kernel calls (epoll_ctl DEL, ADD) and two poller calls per wait, a fifth of a
-  round trip. So a finished wait is *parked* (:meth:`FdTable.park_waiter`): its registration stays until the
-  end of the next pass's callbacks, queued behind the woken task, and a new wait for the same socket object
-  takes it over without telling the backend. The kernel entry is known to be the right one only for that same
-  socket object (open, the same fd: the fd was never closed in between); any other registration of a parked
-  fd (a new socket that got the closed one's number, the public ``add_reader``) tells the backend again, which
-  for epoll re-registers a file it does not know. A parked direction counts as not registered for removal
-  (``remove_reader`` returns False, as after stock asyncio's clean-up), and is removed if nobody took it over.
 - A closed socket's ``fileno()`` is -1, yet code closes a socket and then calls ``remove_reader(sock)`` for
   it (anyio does, when a socket is closed while a receive waits). Stock asyncio's selector finds such an
   object by identity among its registrations. The public API therefore remembers the object it was given
@@ -81,7 +71,7 @@ class FdEntry:
     fields directly, which is why this is a slotted class rather than a tuple (no re-allocation on every
     change)."""
 
-    __slots__ = ("reader", "writer", "mask", "fileobj", "rpark", "wpark")
+    __slots__ = ("reader", "writer", "mask", "fileobj")
 
     def __init__(self, mask: int) -> None:
         self.reader: asyncio.Handle | None = None
@@ -89,10 +79,6 @@ class FdEntry:
         self.mask = mask
         #: The object (not an int) the public add_reader/add_writer was given for this fd, if any.
         self.fileobj: object = None
-        #: The socket whose finished wait parks the reader (writer) registration, or None (see the module
-        #: docstring and :meth:`FdTable.park_waiter`).
-        self.rpark: object = None
-        self.wpark: object = None
 
     def __repr__(self) -> str:
         return f"FdEntry(mask={self.mask}, reader={self.reader!r}, writer={self.writer!r})"
@@ -121,20 +107,6 @@ def fileobj_to_fd(fileobj: Any, backend: str) -> int:
     return fd
 
 
-class _Unparker:
-    """The callback that removes a parked registration nobody took over. An object of its own class rather
-    than a bound method of the table: the loop's callback check knows such a type after its first use, while
-    each bound method of a compiled method costs it a full ``inspect`` test (~2,000 instructions a wait)."""
-
-    __slots__ = ("table",)
-
-    def __init__(self, table: FdTable) -> None:
-        self.table = table
-
-    def __call__(self, fd: int, direction: int, handle: object) -> None:
-        self.table._unpark(fd, direction, handle)
-
-
 class FdTable:
     """fd -> :class:`FdEntry`, kept in step with the backend's registrations, plus fd ownership.
 
@@ -143,7 +115,7 @@ class FdTable:
     """
 
     __slots__ = ("entries", "always_ready", "forked", "dead", "_owners", "_poller", "_loop", "_backend",
-                 "_check_usable", "_call_soon", "_unparker")
+                 "_check_usable")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, poller: Poller, backend: str,
                  check_usable: Callable[[], None]) -> None:
@@ -166,8 +138,6 @@ class FdTable:
         self._loop = loop
         self._backend = backend
         self._check_usable = check_usable
-        self._call_soon = loop.call_soon
-        self._unparker = _Unparker(self)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -178,44 +148,11 @@ class FdTable:
     # ------------------------------------------------------------------------------- registration
     def add_reader(self, fd: int, callback: Callable[..., object], *args: Any,
                    context: contextvars.Context | None = None) -> asyncio.Handle:
-        return self._add(fd, READ, callback, args, context, None)
+        return self._add(fd, READ, callback, args, context)
 
     def add_writer(self, fd: int, callback: Callable[..., object], *args: Any,
                    context: contextvars.Context | None = None) -> asyncio.Handle:
-        return self._add(fd, WRITE, callback, args, context, None)
-
-    def add_waiter(self, fd: int, direction: int, callback: Callable[..., object], args: tuple[Any, ...],
-                   sock: object) -> asyncio.Handle:
-        """``add_reader`` (``direction`` READ) or ``add_writer`` (WRITE) for a wait of the socket object
-        ``sock`` (whose fd is ``fd``): takes over a registration that a finished wait of the same ``sock``
-        parked, without telling the backend."""
-        return self._add(fd, direction, callback, args, None, sock)
-
-    def park_waiter(self, fd: int, direction: int, sock: object) -> None:
-        """The wait of ``sock`` registered for ``direction`` of ``fd`` is over (its handle is running now):
-        keep the registration until the callbacks queued so far have run, then remove it unless a new wait
-        of ``sock`` took it over (see the module docstring)."""
-        self._park(fd, direction, sock)
-
-    @cython.locals(entry=FdEntry)
-    def _park(self, fd: int, direction: int, sock: object) -> None:
-        entry = self.entries.get(fd)
-        if entry is None:
-            return
-        if direction == READ:
-            handle = entry.reader
-            entry.rpark = sock
-        else:
-            handle = entry.writer
-            entry.wpark = sock
-        if handle is not None:
-            self._call_soon(self._unparker, fd, direction, handle)
-
-    @cython.locals(entry=FdEntry)
-    def _unpark(self, fd: int, direction: int, handle: object) -> None:
-        entry = self.entries.get(fd)
-        if entry is not None and (entry.reader if direction == READ else entry.writer) is handle:
-            self._remove(fd, direction)  # nobody took it over
+        return self._add(fd, WRITE, callback, args, context)
 
     def remove_reader(self, fd: int) -> bool:
         return self._remove(fd, READ)
@@ -252,7 +189,7 @@ class FdTable:
 
     @cython.locals(entry=FdEntry)
     def _add(self, fd: int, direction: int, callback: Callable[..., object],
-             args: tuple[Any, ...], context: contextvars.Context | None, sock: object) -> asyncio.Handle:
+             args: tuple[Any, ...], context: contextvars.Context | None) -> asyncio.Handle:
         self._check_usable()
         if cython.compiled and _FAST and not self._loop.get_debug():
             # asyncio.Handle without its __init__ (see core.call_soon): registrations change on every partial write.
@@ -260,7 +197,6 @@ class FdTable:
         else:
             handle = _Handle(callback, args, self._loop, context)
         entry = self.entries.get(fd)
-        parked: object = None
         if entry is None:
             self._tell_backend(fd, None, direction)
             entry = self.entries[fd] = FdEntry(direction)
@@ -269,24 +205,13 @@ class FdTable:
             if not entry.mask & direction:
                 self._tell_backend(fd, entry, entry.mask | direction)
                 entry.mask |= direction
-            else:
-                parked = entry.rpark if direction == READ else entry.wpark
-                if parked is not None and parked is not sock:
-                    # Parked by another socket (or taken by the public API): the fd may name another file
-                    # by now, which the kernel does not watch. Tell the backend again.
-                    self._tell_backend(fd, entry, entry.mask)
             old = entry.reader if direction == READ else entry.writer
         if direction == READ:
             entry.reader = handle
-            entry.rpark = None
         else:
             entry.writer = handle
-            entry.wpark = None
         if old is not None:
-            if parked is not None and cython.compiled and _FAST and not self._loop.get_debug():
-                ml_cancel_quiet(old)  # type: ignore[name-defined]  # noqa: F821  # made by _add: plain
-            else:
-                old.cancel()
+            old.cancel()
         return handle
 
     @cython.locals(entry=FdEntry, mask=cython.int)
@@ -296,10 +221,8 @@ class FdTable:
             return False  # also every call once the loop is closed: the table is empty then
         if direction == READ:
             handle, entry.reader = entry.reader, None
-            parked, entry.rpark = entry.rpark, None
         else:
             handle, entry.writer = entry.writer, None
-            parked, entry.wpark = entry.wpark, None
         mask = entry.mask & ~direction
         entry.mask = mask
         if not mask:
@@ -320,7 +243,7 @@ class FdTable:
                     ml_cancel_quiet(handle)  # type: ignore[name-defined]  # noqa: F821  # made by _add: plain
                 else:
                     handle.cancel()
-        return handle is not None and parked is None  # a parked wait was over: nothing was registered
+        return handle is not None
 
     def clear(self) -> None:
         """Cancel every handle and forget every fd (the loop is closing; the backend is closed after)."""

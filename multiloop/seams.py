@@ -67,19 +67,6 @@ class FdRegistry(Protocol):
         It runs in ``context``, by default a copy of the current context (asyncio's rule)."""
         ...
 
-    def add_waiter(self, fd: int, direction: int, callback: Callable[..., object], args: tuple[Any, ...],
-                   sock: object) -> asyncio.Handle:
-        """``add_reader`` (``direction`` READ) or ``add_writer`` (WRITE) for one wait of the socket object
-        ``sock`` whose fd is ``fd``: takes over, without a backend call, a registration that a finished wait of
-        the same ``sock`` parked (:meth:`park_waiter`)."""
-        ...
-
-    def park_waiter(self, fd: int, direction: int, sock: object) -> None:
-        """The wait of ``sock`` registered for ``direction`` of ``fd`` is over (its callback is running): keep
-        the registration until the callbacks queued so far have run (the woken task may wait again), then
-        remove it unless :meth:`add_waiter` took it over for the same ``sock``."""
-        ...
-
     def remove_reader(self, fd: int) -> bool:
         """Stop watching ``fd`` for reading (its handle is cancelled). False if nothing was registered."""
         ...

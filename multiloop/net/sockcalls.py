@@ -29,8 +29,8 @@ _TRY_AGAIN = (BlockingIOError, InterruptedError)
 def recv_now(sock: Any, n: Any) -> bytes | None:
     """``sock.recv(n)`` on a non-blocking socket, or None if nothing is queued (EAGAIN, EINTR)."""
     if cython.compiled and type(sock) is _Socket and type(n) is int and 0 <= n < 2**62:
-        return ml_try_recv(sock.fileno(), n)  # type: ignore[no-any-return, name-defined]  # noqa: F821
+        return ml_try_recv(sock.fileno(), n)  # type: ignore[name-defined]  # noqa: F821
     try:
-        return sock.recv(n)  # type: ignore[no-any-return]
+        return sock.recv(n)
     except _TRY_AGAIN:
         return None

@@ -8,13 +8,15 @@ Facts and design:
 - On a blocking socket the "try first" call would block the whole loop, so they are refused with a
   ValueError always (stock asyncio checks only in debug mode). A TLS socket is refused too: its send/recv do
   TLS in the kernel's place, and readiness of the fd says nothing about them.
-- One fd has one reader and one writer slot. When the operation fails or its task is cancelled, the coroutine
-  removes the registration as the exception passes (no done callback on the future), unless another operation
-  replaced it meanwhile (its handle was cancelled then). When it succeeds, the readiness callback *parks* the
-  registration (:meth:`~multiloop.fdtable.FdTable.park_waiter`): the woken task's next wait of the same
-  socket, usually in the same step, takes it over without a backend call, and otherwise it is removed right
-  after that step. Measured on a sock_recv/sock_sendall ping-pong (3.11, compiled, epoll): 97,528 -> 78,975
-  instructions per round trip.
+- One fd has one reader and one writer slot. When the operation succeeds, the readiness callback removes the
+  registration at once, before the woken task runs; when it fails or its task is cancelled, the coroutine
+  removes it as the exception passes. No done callback on the future (a closure and a context copy per wait),
+  and no removal is left for after the task's step: that step may close the socket, and a deferred
+  epoll_ctl DEL on a closed fd makes the epoll backend treat its number as suspect (a dup() may keep the file
+  registered) and rebuild its whole set when the number is reused (measured: 98 rebuilds, 20,098 epoll_ctl
+  calls for 100 recv-then-close connections beside 200 idle fds, when the registration was kept past the
+  step to save the DEL + ADD of a ping-pong). A slot replaced meanwhile by another operation (its handle was
+  cancelled) is left alone.
 - A non-blocking ``connect`` reports completion by writability; the outcome is in SO_ERROR.
 """
 
@@ -25,7 +27,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from ..backend import READ, WRITE
 from ..seams import FdRegistry, Loop
 from .connect import resolve
 from .sockcalls import recv_now
@@ -47,12 +48,13 @@ class SockOpsMixin(Loop):
     def _wait_fd(self, fut: asyncio.Future[Any], sock: Any, fd: int, writing: bool, step: Callable[..., object],
                  *args: Any) -> asyncio.Handle:
         """Retry ``step(*args)`` each time ``sock`` is ready until it returns (``fut``'s result) or fails
-        (``fut``'s exception). The registration, the returned handle, is parked once ``fut`` has its result
-        (see :mod:`multiloop.fdtable`); the caller removes it with :func:`_abandon` if ``fut`` ends otherwise."""
+        (``fut``'s exception). The registration, the returned handle, is removed by ``_retry`` once ``fut``
+        has its result (see the module docstring); the caller removes it with :func:`_abandon` if ``fut`` ends otherwise."""
         fdtable = self._fdtable
         fdtable.check_unowned(fd)
-        direction = WRITE if writing else READ
-        return fdtable.add_waiter(fd, direction, _retry, (fut, step, args, fdtable, fd, direction, sock), sock)
+        if writing:
+            return fdtable.add_writer(fd, _retry, fut, step, args, fdtable.remove_writer, fd)
+        return fdtable.add_reader(fd, _retry, fut, step, args, fdtable.remove_reader, fd)
 
     async def _sock_call(self, sock: socket.socket, writing: bool, step: Callable[..., Any], *args: Any) -> Any:
         """``step(*args)`` now if the kernel is ready, else once ``sock`` is (writable if ``writing``, else
@@ -176,10 +178,10 @@ class SockOpsMixin(Loop):
         return conn, address
 
 
-def _retry(fut: asyncio.Future[Any], step: Callable[..., Any], args: tuple[Any, ...], fdtable: FdRegistry, fd: int,
-           direction: int, sock: Any) -> None:
+def _retry(fut: asyncio.Future[Any], step: Callable[..., Any], args: tuple[Any, ...], remove: Callable[[int], bool],
+           fd: int) -> None:
     """The readiness callback of every sock_* operation: one more try of ``step``. Done: the registration is
-    parked for the woken task's next wait of ``sock`` (removed after it, if that does not come)."""
+    removed here, before the woken task runs (it may close the socket: see the module docstring)."""
     if fut.done():
         return  # cancelled in a pass before this readiness was dispatched; the coroutine removes us
     try:
@@ -192,7 +194,7 @@ def _retry(fut: asyncio.Future[Any], step: Callable[..., Any], args: tuple[Any, 
         fut.set_exception(exc)  # the coroutine removes the registration when the exception reaches it
     else:
         fut.set_result(result)
-        fdtable.park_waiter(fd, direction, sock)
+        remove(fd)
     finally:
         fut = None  # type: ignore[assignment]  # exc -> traceback -> this frame -> fut -> exc would be a cycle
 
