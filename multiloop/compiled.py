@@ -55,6 +55,8 @@ from typing import Any
 #: ``multiloop.pollers.epollwait`` is the epoll backend's wait: ``epoll_wait(2)`` on a stack buffer instead of
 #: ``select.epoll.poll``'s per-call malloc of a 12 KiB array (fd ping-pong: 14,122 -> 12,997 instructions per
 #: round trip, 3.11; uvloop 10,049). A backend's module, not the core's: the core never imports it.
+#: ``multiloop.net.sockcalls``: the ``sock_*`` coroutines' first try of recv(2) with "would block" returned, not
+#: raised (BlockingIOError costs ~4,000 instructions to build and catch; see the module).
 EXTENSION_MODULES: tuple[str, ...] = (
     "multiloop.readiness",
     "multiloop.pollers.epollwait",
@@ -62,6 +64,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "multiloop.fdtable",
     "multiloop.core",
     "multiloop.net.streamengine",
+    "multiloop.net.sockcalls",
 )
 
 #: The extensions that are correct without the GIL. Why, for each:
@@ -88,6 +91,8 @@ EXTENSION_MODULES: tuple[str, ...] = (
 #:   EBADF as socket.send would, never with a torn read. The module's only process-wide state is the socket
 #:   type recorded once at import.
 #: - ``multiloop.readiness``: two abstract extension types, no state at all.
+#: - ``multiloop.net.sockcalls``: no state at all; each call asks the socket for its fd and makes one recv(2), as
+#:   socket.recv does (a socket closed by another thread meanwhile fails with EBADF, as it would there).
 FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
     "multiloop.readiness",
     "multiloop.pollers.epollwait",
@@ -95,6 +100,7 @@ FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
     "multiloop.fdtable",
     "multiloop.core",
     "multiloop.net.streamengine",
+    "multiloop.net.sockcalls",
 )
 
 #: The environment variable that selects the ``.py`` sources (at build time it skips building them).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 
 import pytest
 
@@ -203,3 +204,110 @@ def test_sock_ops_refuse_an_fd_owned_by_a_transport(loop, run, socketpair):
         await asyncio.sleep(0)
 
     run(main())
+
+
+# ---------------------------------------------------------------------------- when registrations go
+# The readiness callback removes a finished wait's registration before the woken task runs, so that the task
+# may close the socket and reuse its fd number. These check what must hold around that.
+
+
+def test_recv_then_close_leaves_the_epoll_set_alone(loop, run, socketpair, backend):
+    if backend != "epoll":
+        pytest.skip("counts the epoll backend's rebuilds")
+
+    async def main():
+        for _ in range(10):
+            a, b = socketpair()
+            loop.call_soon(b.send, b"x")
+            assert await loop.sock_recv(a, 10) == b"x"
+            a.close()  # in the woken step: the registration must be gone already
+        assert loop.stats().backend_stats["rebuilds"] == 0
+        assert loop.stats().backend_stats["suspect_fds"] == 0
+
+    run(main())
+
+
+def test_a_finished_wait_is_unregistered_when_the_task_resumes(loop, run, socketpair):
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        assert not registered(loop, a)
+
+    run(main())
+
+
+def test_remove_reader_after_a_finished_recv_finds_nothing(loop, run, socketpair):
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        assert loop.remove_reader(a) is False  # as in stock asyncio: the wait's registration is over
+
+    run(main())
+
+
+def test_closing_a_socket_after_recv_and_reusing_its_fd_number(loop, run, socketpair):
+    """recv finishes, the task closes the socket and opens another that gets the same fd number, in one step:
+    a registration of the new socket must reach the kernel (epoll forgot the closed file)."""
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        fd = a.fileno()
+        a.close()
+        c, d = socketpair()
+        if fd not in (c.fileno(), d.fileno()):
+            pytest.skip("the kernel did not reuse the fd number")
+        new, peer = (c, d) if c.fileno() == fd else (d, c)
+        got = loop.create_future()
+        loop.add_reader(new, lambda: got.done() or got.set_result(new.recv(100)))
+        peer.send(b"y")
+        assert await asyncio.wait_for(got, 2) == b"y"
+        loop.remove_reader(new)
+
+    run(main())
+
+
+def test_recv_on_a_new_socket_with_a_parked_fd_number(loop, run, socketpair):
+    a, b = socketpair()
+
+    async def main():
+        loop.call_later(0.01, b.send, b"x")
+        assert await loop.sock_recv(a, 100) == b"x"
+        fd = a.fileno()
+        a.close()
+        c, d = socketpair()
+        if fd not in (c.fileno(), d.fileno()):
+            pytest.skip("the kernel did not reuse the fd number")
+        new, peer = (c, d) if c.fileno() == fd else (d, c)
+        loop.call_later(0.01, peer.send, b"y")
+        assert await asyncio.wait_for(loop.sock_recv(new, 100), 2) == b"y"
+
+    run(main())
+
+
+def test_a_failed_recv_unregisters(loop, run):
+    listener = socket.create_server(("127.0.0.1", 0))
+    a = socket.create_connection(listener.getsockname())
+    b, _ = listener.accept()
+    listener.close()
+    a.setblocking(False)
+
+    async def main():
+        reader = loop.create_task(loop.sock_recv(a, 100))
+        await asyncio.sleep(0)
+        assert registered(loop, a)
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        b.close()  # an RST: the waiting recv fails
+        with pytest.raises(ConnectionResetError):
+            await reader
+        assert not registered(loop, a)
+
+    try:
+        run(main())
+    finally:
+        a.close()
