@@ -51,7 +51,7 @@ class NativeWait:
 if not cython.compiled:
     # Plain Python: no instance dict, so the core's pure-Python state class (which derives from it) keeps its
     # slots-only layout (see core._CoreState).
-    ReadinessSink = type("ReadinessSink", (), {  # type: ignore[misc]  # noqa: F811
+    ReadinessSink = type("ReadinessSink", (), {  # type: ignore[misc, assignment]  # noqa: F811
         **{k: v for k, v in vars(ReadinessSink).items() if k not in ("__dict__", "__weakref__")},
         "__slots__": (),
     })
