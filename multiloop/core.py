@@ -70,7 +70,7 @@ from ._callback_report import report_callback_error as _report_callback_error
 from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
 from .backend import ERROR, INVALID, READ, WRITE, Iteration, Poller
 from .callbacks import CORO_FLAGS
-from .callbacks import PLAIN_CALLABLES as _PLAIN_CALLABLES
+from .callbacks import PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
 from .fdtable import FdEntry, FdTable
 from .instruments import InstrumentSet
@@ -85,17 +85,19 @@ logger = logging.getLogger("asyncio")
 
 # epoll_wait()/select() cannot take arbitrarily large timeouts; no timer is that far away in practice.
 MAX_TIMEOUT = cython.declare(cython.double, 24 * 3600.0)
-_NO_EVENTS: list[tuple[int, int]] = []  # never appended to
+_NO_EVENTS: list[tuple[int, int]] = cython.declare(list, [])  # never appended to
 # What _compute_timeout returns when nothing is scheduled (the backend is then given None: no deadline).
 _NO_DEADLINE = cython.declare(cython.double, -1.0)
 # Rebuild the timer heap when more than half of at least this many entries are cancelled.
-_MIN_TIMERS_FOR_CLEANUP = 100
+_MIN_TIMERS_FOR_CLEANUP = cython.declare(cython.Py_ssize_t, 100)
 # The shared read buffer (see seams.LoopSeams._read_buffer): one recv_into of this size takes what stock
 # asyncio's recv(256 KiB) takes, without allocating.
 READ_BUFFER_SIZE = 256 * 1024
-# The event bits and the coroutine flags as C integers when compiled: a module global that is a Python int
-# costs a dict-cached lookup plus unboxing (and ``flags & _CORO_FLAGS`` a boxed ``&`` and a truth test, ~100
-# instructions per call_soon) on every use; a C global is one load. Plain Python ints otherwise.
+# Module globals the hot path reads are C variables when compiled (``cython.declare``): a Python-level global
+# costs a dictionary lookup per read on Python 3.12+ (~140 instructions: Cython's cache keyed on dict versions
+# is gone there), and an int one also unboxing (``flags & _CORO_FLAGS`` a boxed ``&`` and a truth test, ~100
+# instructions per call_soon, on every Python). A C global is one load. In plain Python they are ordinary
+# globals. The event bits and the coroutine flags:
 _EV_READ = cython.declare(cython.long, READ)
 _EV_WRITE = cython.declare(cython.long, WRITE)
 _EV_INVALID = cython.declare(cython.long, INVALID)
@@ -107,12 +109,17 @@ _AUDIT_SHIFT = 8
 _AUDIT_MASK = cython.declare(cython.long, (1 << _AUDIT_SHIFT) - 1)
 _AUDIT_FDS = 4
 
-_Handle = asyncio.Handle
-_FunctionType = types.FunctionType
-_TimerHandle = asyncio.TimerHandle
+_Handle = cython.declare(object, asyncio.Handle)
+_FunctionType = cython.declare(object, types.FunctionType)
+_PLAIN_CALLABLES = cython.declare(object, PLAIN_CALLABLES)
+_TimerHandle = cython.declare(object, asyncio.TimerHandle)
 _new_object = object.__new__
 _copy_context = contextvars.copy_context
-_monotonic = time.monotonic
+_monotonic = cython.declare(object, time.monotonic)
+_Future = cython.declare(object, asyncio.Future)
+_tasks_module = cython.declare(object, _aio_tasks)
+# call_soon_threadsafe's handle class, for the pass's "is it one?" test.
+_TS_CLASS = cython.declare(object, _ThreadSafeHandle)
 _heappush = heapq.heappush
 _heappop = heapq.heappop
 _get_ident = threading.get_ident
@@ -125,9 +132,9 @@ _FAST_TS = cython.declare(cython.bint, _FAST and ml_init_threadsafe(_ThreadSafeH
 # the runner's end value, kept here so _run_threadsafe reads module globals, not attributes of another module, per handle.
 # The lock is replaced in a forked child: _after_fork_in_child reads it again (that module's own at-fork
 # hook, registered when it was imported, before this module's, has run by then).
-_transition = _ts._transition
+_transition = cython.declare(object, _ts._transition)
 _canceller_inside = cython.declare(list, _ts.CANCELLER_INSIDE)
-_TS_DONE = _ts._DONE
+_TS_DONE = cython.declare(object, _ts._DONE)
 
 #: For the purge of cancelled timers: a C-level test per timer (a Python function here measured slower).
 _is_cancelled = operator.attrgetter("_cancelled")
@@ -306,7 +313,7 @@ class _CoreState(ReadinessSink):
                         raise
                     except BaseException as exc:
                         _report_callback_error(handle, exc)
-                elif type(handle) is _ThreadSafeHandle:  # a C test (.__class__ is a generic getattr)
+                elif type(handle) is _TS_CLASS:  # a C test (.__class__ is a generic getattr)
                     _run_threadsafe(handle)  # its _run, with the callback run inline
                     if _FAST_TS:
                         ml_ts_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
@@ -989,7 +996,7 @@ class LoopCore(_CoreState, LoopServices):
         return handle
 
     def create_future(self) -> asyncio.Future[Any]:
-        return asyncio.Future(loop=self)
+        return _Future(loop=self)
 
     if sys.version_info >= (3, 14):
         def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
@@ -1001,7 +1008,7 @@ class LoopCore(_CoreState, LoopServices):
             if factory is not None:
                 task = factory(self, coro, **kwargs)
             else:
-                task = _aio_tasks.Task(coro, loop=self, **kwargs)  # the private _source_traceback is used
+                task = _tasks_module.Task(coro, loop=self, **kwargs)  # the private _source_traceback is used
                 if task._source_traceback and not cython.compiled:
                     del task._source_traceback[-1]  # this method's frame (see call_soon)
             if self._instruments is not None:
@@ -1019,7 +1026,7 @@ class LoopCore(_CoreState, LoopServices):
             self._check_closed()
             task: Any  # the private _source_traceback slot is used
             if self._task_factory is None:
-                task = _aio_tasks.Task(coro, loop=self, name=name, context=context)
+                task = _tasks_module.Task(coro, loop=self, name=name, context=context)
                 if task._source_traceback and not cython.compiled:
                     del task._source_traceback[-1]  # this method's frame (see call_soon)
             else:

@@ -46,9 +46,13 @@ from .errors import BadFdError, PollerError, UnpollableFdError
 if TYPE_CHECKING:
     from .seams import FdOwner
 
-_Handle = asyncio.Handle
+# Module globals read on every add/remove are C variables when compiled: on Python 3.12+ Cython cannot cache a
+# Python-level global (dict versions are gone), so each read of one is a dict lookup (~140 instructions).
+_Handle = cython.declare(object, asyncio.Handle)
 # Compiled: asyncio's handles have the slots _fasthandles.pxd expects (see core.py).
-_FAST = cython.compiled and ml_init_handles(_Handle, asyncio.TimerHandle)  # type: ignore[name-defined]  # noqa: F821
+_FAST = cython.declare(cython.bint, cython.compiled and ml_init_handles(_Handle, asyncio.TimerHandle))  # type: ignore[name-defined]  # noqa: F821
+_READ = cython.declare(cython.long, READ)
+_WRITE = cython.declare(cython.long, WRITE)
 
 
 class InvalidFdError(PollerError, ValueError):
@@ -148,17 +152,17 @@ class FdTable:
     # ------------------------------------------------------------------------------- registration
     def add_reader(self, fd: int, callback: Callable[..., object], *args: Any,
                    context: contextvars.Context | None = None) -> asyncio.Handle:
-        return self._add(fd, READ, callback, args, context)
+        return self._add(fd, _READ, callback, args, context)
 
     def add_writer(self, fd: int, callback: Callable[..., object], *args: Any,
                    context: contextvars.Context | None = None) -> asyncio.Handle:
-        return self._add(fd, WRITE, callback, args, context)
+        return self._add(fd, _WRITE, callback, args, context)
 
     def remove_reader(self, fd: int) -> bool:
-        return self._remove(fd, READ)
+        return self._remove(fd, _READ)
 
     def remove_writer(self, fd: int) -> bool:
-        return self._remove(fd, WRITE)
+        return self._remove(fd, _WRITE)
 
     def reader(self, fd: int) -> asyncio.Handle | None:
         """The handle registered for reading ``fd``, or None."""
@@ -205,8 +209,8 @@ class FdTable:
             if not entry.mask & direction:
                 self._tell_backend(fd, entry, entry.mask | direction)
                 entry.mask |= direction
-            old = entry.reader if direction == READ else entry.writer
-        if direction == READ:
+            old = entry.reader if direction == _READ else entry.writer
+        if direction == _READ:
             entry.reader = handle
         else:
             entry.writer = handle
@@ -219,7 +223,7 @@ class FdTable:
         entry = self.entries.get(fd)
         if entry is None or not entry.mask & direction:
             return False  # also every call once the loop is closed: the table is empty then
-        if direction == READ:
+        if direction == _READ:
             handle, entry.reader = entry.reader, None
         else:
             handle, entry.writer = entry.writer, None

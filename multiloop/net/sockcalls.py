@@ -22,7 +22,7 @@ try:
 except ImportError:  # running as plain Python without Cython installed
     from .. import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
 
-_Socket = socket.socket
+_Socket = cython.declare(object, socket.socket)  # a C variable when compiled: see core.py on module globals
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 
 
