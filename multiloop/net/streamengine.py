@@ -38,6 +38,9 @@ except ImportError:  # running as plain Python without Cython installed
 
 #: A read at least this large switches the connection to recv() into a fresh bytes object (no copy).
 LARGE_READ = 16 * 1024
+#: What one such recv() asks for: the bytes object it allocates must stay below the C allocator's mmap
+#: threshold (glibc: 128 KiB), or every read is an mmap, ~16 page faults per 64 KiB and an munmap.
+LARGE_READ_SIZE = 120 * 1024
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 
 
@@ -151,7 +154,12 @@ class StreamEngine:
     def _read_large(self) -> None:
         """A read for a connection receiving large reads: the kernel copies into a new bytes object."""
         try:
-            data = self.sock.recv(len(self.rview))
+            if cython.compiled and self.rbytes is not None:
+                data = ml_recv_new(self.sock, LARGE_READ_SIZE)  # type: ignore[name-defined]  # noqa: F821
+                if data is None:
+                    return  # would block
+            else:
+                data = self.sock.recv(LARGE_READ_SIZE)
         except _TRY_AGAIN:
             return
         except (SystemExit, KeyboardInterrupt):
