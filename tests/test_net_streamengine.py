@@ -92,6 +92,40 @@ def test_a_large_message_switches_to_large_reads_and_back(loop, run, socketpair,
     run(main())
 
 
+def test_eof_and_a_reset_reach_the_protocol_while_reading_large(loop, run, recorder):
+    # After a large read the engine reads into fresh bytes objects: EOF (an empty read) and an error there take
+    # the same way out as on the small-read path.
+    big = bytes(range(256)) * 256  # 64 KiB: more than LARGE_READ
+
+    async def main(reset: bool):
+        if reset:  # an RST needs TCP
+            with socket.create_server(("127.0.0.1", 0)) as listener:
+                b = socket.create_connection(listener.getsockname())
+                a = listener.accept()[0]
+        else:
+            a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        proto = recorder()
+        waiter = loop.create_future()
+        loop._make_socket_transport(a, proto, waiter)
+        await waiter
+        await loop.sock_sendall(b, big)
+        await proto.wait_for(lambda: len(proto.data) >= len(big))
+        if reset:
+            b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        b.close()  # with SO_LINGER 0: an RST, so the next read fails with ECONNRESET
+        exc = await proto.lost
+        assert bytes(proto.data) == big
+        if reset:
+            assert isinstance(exc, ConnectionResetError) and "eof" not in proto.events
+        else:
+            assert exc is None and proto.events == ["made", "data", "eof", "lost"]
+
+    run(main(False))
+    run(main(True))
+
+
 def test_large_reads_ask_for_less_than_the_allocators_mmap_threshold(loop, run, socketpair, recorder):
     # Each large read is a fresh bytes object: at 128 KiB or more glibc would mmap it (page faults on every
     # read, an munmap at every free). The chunks data_received gets after the switch show the size asked for.

@@ -109,24 +109,32 @@ class StreamEngine:
         if self.buffered:
             self._read_buffered()
             return
-        if self.large_reads:
-            self._read_large()
-            return
         if cython.compiled and self.rbytes is not None:
+            data: Any = None
             try:
-                n = ml_recv(self.sock, PyByteArray_AS_STRING(self.rbytes),  # type: ignore[name-defined]  # noqa: F821
-                            PyByteArray_GET_SIZE(self.rbytes))  # type: ignore[name-defined]  # noqa: F821
+                if self.large_reads:
+                    data = ml_recv_new(self.sock, LARGE_READ_SIZE)  # type: ignore[name-defined]  # noqa: F821
+                    if data is None:
+                        return  # would block
+                    n = len(data)
+                else:
+                    n = ml_recv(self.sock, PyByteArray_AS_STRING(self.rbytes),  # type: ignore[name-defined]  # noqa: F821
+                                PyByteArray_GET_SIZE(self.rbytes))  # type: ignore[name-defined]  # noqa: F821
+                    if n < 0:
+                        return  # would block
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self.transport._fatal_error(exc, "Fatal read error on socket transport")
                 return
-            if n < 0:
-                return  # would block
             if not n:
                 self.transport._on_eof()
                 return
-            data = ml_bytes_of(self.rbytes, n)  # type: ignore[name-defined]  # noqa: F821
+            if data is None:
+                data = ml_bytes_of(self.rbytes, n)  # type: ignore[name-defined]  # noqa: F821
+        elif self.large_reads:
+            self._read_large()
+            return
         else:
             buf = self.rview
             try:
@@ -142,8 +150,7 @@ class StreamEngine:
                 self.transport._on_eof()
                 return
             data = buf[:n].tobytes()
-        if n >= LARGE_READ:
-            self.large_reads = True
+        self.large_reads = n >= LARGE_READ
         try:
             self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -152,14 +159,10 @@ class StreamEngine:
             self.transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
     def _read_large(self) -> None:
-        """A read for a connection receiving large reads: the kernel copies into a new bytes object."""
+        """A read for a connection receiving large reads: the kernel copies into a new bytes object (compiled, a
+        plain socket: done in ``__call__``)."""
         try:
-            if cython.compiled and self.rbytes is not None:
-                data = ml_recv_new(self.sock, LARGE_READ_SIZE)  # type: ignore[name-defined]  # noqa: F821
-                if data is None:
-                    return  # would block
-            else:
-                data = self.sock.recv(LARGE_READ_SIZE)
+            data = self.sock.recv(LARGE_READ_SIZE)
         except _TRY_AGAIN:
             return
         except (SystemExit, KeyboardInterrupt):
