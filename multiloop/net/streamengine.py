@@ -132,13 +132,14 @@ class StreamEngine:
                 return
             if data is None:
                 data = ml_bytes_of(self.rbytes, n)  # type: ignore[name-defined]  # noqa: F821
-        elif self.large_reads:
-            self._read_large()
-            return
         else:
-            buf = self.rview
+            data = None
             try:
-                n = self.sock.recv_into(buf)
+                if self.large_reads:
+                    data = self.sock.recv(LARGE_READ_SIZE)
+                    n = len(data)
+                else:
+                    n = self.sock.recv_into(self.rview)
             except _TRY_AGAIN:
                 return
             except (SystemExit, KeyboardInterrupt):
@@ -149,32 +150,9 @@ class StreamEngine:
             if not n:
                 self.transport._on_eof()
                 return
-            data = buf[:n].tobytes()
+            if data is None:
+                data = self.rview[:n].tobytes()
         self.large_reads = n >= LARGE_READ
-        try:
-            self.protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-
-    def _read_large(self) -> None:
-        """A read for a connection receiving large reads: the kernel copies into a new bytes object (compiled, a
-        plain socket: done in ``__call__``)."""
-        try:
-            data = self.sock.recv(LARGE_READ_SIZE)
-        except _TRY_AGAIN:
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.transport._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not data:
-            self.transport._on_eof()
-            return
-        if len(data) < LARGE_READ:
-            self.large_reads = False
         try:
             self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
