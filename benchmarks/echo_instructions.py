@@ -15,8 +15,9 @@ were taken (``-X`` nothing, run from outside the source tree so the installed bu
 LOOP: ``asyncio``, ``uvloop`` or a multiloop backend name; KIND: ``tcp``, ``unix`` (Protocol echo) or
 ``streams``, ``unix_streams`` (asyncio streams echo). An optional fourth argument is the message size in bytes
 (default 1024); with it, the streams handler also awaits ``drain()`` after each write, as the shipped
-``tcp_echo_64k_streams`` benchmark's does. How many reads and sends a large message takes depends on how the
-kernel splits it, the same for every loop: use a larger N pair (e.g. 500 and 2500 for 65536) to average it.
+``tcp_echo_64k_streams`` benchmark's does (docs/performance.md, "64 KiB echo", used N = 200 and 1000). User-space
+instructions only: what a large read costs the kernel (page faults when each read allocates fresh memory) does not
+show; compare ``getrusage`` system time and ``ru_minflt`` of the server process for that.
 """
 
 from __future__ import annotations
