@@ -13,7 +13,11 @@ were taken (``-X`` nothing, run from outside the source tree so the installed bu
     done    # (I(5000) - I(1000)) / 4000
 
 LOOP: ``asyncio``, ``uvloop`` or a multiloop backend name; KIND: ``tcp``, ``unix`` (Protocol echo) or
-``streams``, ``unix_streams`` (asyncio streams echo).
+``streams``, ``unix_streams`` (asyncio streams echo). An optional fourth argument is the message size in bytes
+(default 1024); with it, the streams handler also awaits ``drain()`` after each write, as the shipped
+``tcp_echo_64k_streams`` benchmark's does (docs/performance.md, "64 KiB echo", used N = 200 and 1000). User-space
+instructions only: what a large read costs the kernel (page faults when each read allocates fresh memory) does not
+show; compare ``getrusage`` system time and ``ru_minflt`` of the server process for that.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ else:
     host, port = address.rsplit(":", 1)
     s = socket.create_connection((host, int(port)))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-message = b"x" * 1024
+message = b"x" * int(sys.argv[4])
 for _ in range(n):
     s.sendall(message)
     got = 0
@@ -45,7 +49,7 @@ s.close()
 """
 
 
-async def serve(kind: str, n: int) -> None:
+async def serve(kind: str, n: int, size: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 
@@ -62,6 +66,8 @@ async def serve(kind: str, n: int) -> None:
     async def echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(65536):
             writer.write(data)
+            if size is not None:
+                await writer.drain()
         writer.close()
         done.set_result(None)
 
@@ -76,7 +82,8 @@ async def serve(kind: str, n: int) -> None:
             server = await (loop.create_unix_server(Echo, path) if unix
                             else loop.create_server(Echo, "127.0.0.1", 0))
         address = path if unix else f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        client = subprocess.Popen([sys.executable, "-c", CLIENT, "unix" if unix else "tcp", address, str(n)])
+        client = subprocess.Popen([sys.executable, "-c", CLIENT, "unix" if unix else "tcp", address, str(n),
+                                   str(size or 1024)])
         await done
         server.close()
         client.wait()
@@ -84,6 +91,7 @@ async def serve(kind: str, n: int) -> None:
 
 def main() -> None:
     loop_name, kind, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    size = int(sys.argv[4]) if len(sys.argv) > 4 else None
     if loop_name == "asyncio":
         loop = asyncio.new_event_loop()
     elif loop_name == "uvloop":
@@ -93,7 +101,7 @@ def main() -> None:
         import multiloop
         loop = multiloop.new_loop(backend=loop_name)
     try:
-        loop.run_until_complete(serve(kind, n))
+        loop.run_until_complete(serve(kind, n, size))
     finally:
         loop.close()
 

@@ -163,3 +163,36 @@ def test_benchmarks_alias_in_the_repository_still_works():
 def test_echo_client_process_is_stopped():
     echo.close_client()
     echo.close_client()  # idempotent
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_echo_client_counts_an_echo_that_differs_from_what_it_sent(corrupt):
+    # The load generator compares every echoed byte in place (no copies): a changed byte is a mismatch.
+    import socket
+    import threading
+
+    from multiloop.bench import echo_client
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            got = 0
+            while data := conn.recv(65536):
+                if corrupt and got <= 70_000 < got + len(data):  # one byte of the second 64 KiB request
+                    data = bytearray(data)
+                    data[70_000 - got] ^= 1
+                got += len(data)
+                conn.sendall(data)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        result = echo_client.run_job({"family": "inet", "addr": list(listener.getsockname()), "conns": 1,
+                                      "requests": 3, "size": 64 * 1024})
+    finally:
+        thread.join(10)
+        listener.close()
+    assert result["requests"] == 3
+    assert result["mismatches"] == (1 if corrupt else 0)

@@ -78,6 +78,21 @@ cdef extern from *:
         }
     }
 
+    /* recv() of up to len bytes into a new bytes object, shrunk to what arrived (b"" at EOF): the object,
+       None if it would block, NULL with an exception set. */
+    static PyObject *ml_recv_new(PyObject *sock, Py_ssize_t len) {
+        PyObject *data = PyBytes_FromStringAndSize(NULL, len);
+        if (data == NULL) return NULL;
+        Py_ssize_t n = ml_recv(sock, PyBytes_AS_STRING(data), len);
+        if (n < 0) {
+            Py_DECREF(data);
+            if (n == -2) return NULL;
+            Py_RETURN_NONE;
+        }
+        if (n != len && _PyBytes_Resize(&data, n) < 0) return NULL;
+        return data;
+    }
+
     /* A new bytes object holding the first n bytes of a bytearray. */
     static inline PyObject *ml_bytes_of(PyObject *bytearray, Py_ssize_t n) {
         return PyBytes_FromStringAndSize(PyByteArray_AS_STRING(bytearray), n);
@@ -91,10 +106,12 @@ cdef extern from *:
     char *PyByteArray_AS_STRING(object o)
     Py_ssize_t PyByteArray_GET_SIZE(object o)
     bytes ml_bytes_of(object bytearray, Py_ssize_t n)
+    object ml_recv_new(object sock, Py_ssize_t n)
 
 
 # A C constant, compared with a C integer on every read (a module-level Python int would be boxed for it).
 cdef Py_ssize_t LARGE_READ
+cdef Py_ssize_t LARGE_READ_SIZE
 
 
 cdef class StreamEngine:

@@ -38,6 +38,9 @@ except ImportError:  # running as plain Python without Cython installed
 
 #: A read at least this large switches the connection to recv() into a fresh bytes object (no copy).
 LARGE_READ = 16 * 1024
+#: What one such recv() asks for: the bytes object it allocates must stay below the C allocator's mmap
+#: threshold (glibc: 128 KiB), or every read is an mmap, ~16 page faults per 64 KiB and an munmap.
+LARGE_READ_SIZE = 120 * 1024
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 
 
@@ -106,28 +109,37 @@ class StreamEngine:
         if self.buffered:
             self._read_buffered()
             return
-        if self.large_reads:
-            self._read_large()
-            return
         if cython.compiled and self.rbytes is not None:
+            data: Any = None
             try:
-                n = ml_recv(self.sock, PyByteArray_AS_STRING(self.rbytes),  # type: ignore[name-defined]  # noqa: F821
-                            PyByteArray_GET_SIZE(self.rbytes))  # type: ignore[name-defined]  # noqa: F821
+                if self.large_reads:
+                    data = ml_recv_new(self.sock, LARGE_READ_SIZE)  # type: ignore[name-defined]  # noqa: F821
+                    if data is None:
+                        return  # would block
+                    n = len(data)
+                else:
+                    n = ml_recv(self.sock, PyByteArray_AS_STRING(self.rbytes),  # type: ignore[name-defined]  # noqa: F821
+                                PyByteArray_GET_SIZE(self.rbytes))  # type: ignore[name-defined]  # noqa: F821
+                    if n < 0:
+                        return  # would block
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
                 self.transport._fatal_error(exc, "Fatal read error on socket transport")
                 return
-            if n < 0:
-                return  # would block
             if not n:
                 self.transport._on_eof()
                 return
-            data = ml_bytes_of(self.rbytes, n)  # type: ignore[name-defined]  # noqa: F821
+            if data is None:
+                data = ml_bytes_of(self.rbytes, n)  # type: ignore[name-defined]  # noqa: F821
         else:
-            buf = self.rview
+            data = None
             try:
-                n = self.sock.recv_into(buf)
+                if self.large_reads:
+                    data = self.sock.recv(LARGE_READ_SIZE)
+                    n = len(data)
+                else:
+                    n = self.sock.recv_into(self.rview)
             except _TRY_AGAIN:
                 return
             except (SystemExit, KeyboardInterrupt):
@@ -138,32 +150,9 @@ class StreamEngine:
             if not n:
                 self.transport._on_eof()
                 return
-            data = buf[:n].tobytes()
-        if n >= LARGE_READ:
-            self.large_reads = True
-        try:
-            self.protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-
-    def _read_large(self) -> None:
-        """A read for a connection receiving large reads: the kernel copies into a new bytes object."""
-        try:
-            data = self.sock.recv(len(self.rview))
-        except _TRY_AGAIN:
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.transport._fatal_error(exc, "Fatal read error on socket transport")
-            return
-        if not data:
-            self.transport._on_eof()
-            return
-        if len(data) < LARGE_READ:
-            self.large_reads = False
+            if data is None:
+                data = self.rview[:n].tobytes()
+        self.large_reads = n >= LARGE_READ
         try:
             self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
