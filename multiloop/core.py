@@ -69,8 +69,7 @@ from . import errors
 from ._callback_report import report_callback_error as _report_callback_error
 from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
 from .backend import ERROR, INVALID, READ, WRITE, Iteration, Poller
-from .callbacks import CORO_FLAGS
-from .callbacks import PLAIN_CALLABLES
+from .callbacks import CORO_FLAGS, PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
 from .fdtable import FdEntry, FdTable
 from .instruments import InstrumentSet
