@@ -57,6 +57,24 @@ _transition = threading.Lock()
 CANCELLER_INSIDE: list[bool] = [False]
 
 
+class _CancellerSection:
+    """``with _SECTION:``: a canceller's critical section, the transition lock held and ``CANCELLER_INSIDE``
+    raised inside it (lowered before the lock goes, so a runner that sees it down finds nobody inside)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _transition.acquire()
+        CANCELLER_INSIDE[0] = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        CANCELLER_INSIDE[0] = False
+        _transition.release()
+
+
+_SECTION = _CancellerSection()
+
+
 def _reset_after_fork() -> None:
     # A thread of the parent may have held the lock at fork(); in the child nobody would release it.
     global _transition
@@ -83,31 +101,23 @@ class ThreadSafeHandle(_Base):
         self._runner = None
 
     def cancel(self) -> None:
-        with _transition:
-            CANCELLER_INSIDE[0] = True
-            try:
-                runner = self._runner
-                if runner is None or runner == _DONE or runner == _get_ident():
-                    first = not self._cancelled
-                    self._cancelled = True
-                    waiter = None
-                else:  # running in another thread: wait for it to return
-                    waiter = self._lock
-                    if waiter is None:
-                        waiter = self._lock = _allocate_lock()
-                        waiter.acquire()
-            finally:
-                CANCELLER_INSIDE[0] = False
+        with _SECTION:
+            runner = self._runner
+            if runner is None or runner == _DONE or runner == _get_ident():
+                first = not self._cancelled
+                self._cancelled = True
+                waiter = None
+            else:  # running in another thread: wait for it to return
+                waiter = self._lock
+                if waiter is None:
+                    waiter = self._lock = _allocate_lock()
+                    waiter.acquire()
         if waiter is not None:
             with waiter:  # released by _run when the callback returns; passed on to the next waiter
                 pass
-            with _transition:
-                CANCELLER_INSIDE[0] = True
-                try:
-                    first = not self._cancelled
-                    self._cancelled = True
-                finally:
-                    CANCELLER_INSIDE[0] = False
+            with _SECTION:
+                first = not self._cancelled
+                self._cancelled = True
         if first:
             # What asyncio.Handle.cancel does after setting the flag: outside the lock, since repr() runs
             # arbitrary code. The callback can no longer start (the flag is set), so dropping it is safe.
@@ -119,18 +129,14 @@ class ThreadSafeHandle(_Base):
     def cancelled(self) -> bool:
         # As with asyncio's lock: asked from another thread while the callback runs, the answer waits for it
         # to return (CPython's test_call_soon_threadsafe_handle_block_check_cancelled relies on that).
-        with _transition:
-            CANCELLER_INSIDE[0] = True
-            try:
-                runner = self._runner
-                if runner is None or runner == _DONE or runner == _get_ident():
-                    return self._cancelled
-                waiter = self._lock
-                if waiter is None:
-                    waiter = self._lock = _allocate_lock()
-                    waiter.acquire()
-            finally:
-                CANCELLER_INSIDE[0] = False
+        with _SECTION:
+            runner = self._runner
+            if runner is None or runner == _DONE or runner == _get_ident():
+                return self._cancelled
+            waiter = self._lock
+            if waiter is None:
+                waiter = self._lock = _allocate_lock()
+                waiter.acquire()
         with waiter:
             pass
         return self._cancelled
