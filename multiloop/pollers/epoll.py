@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import errno
 import select as _select
+from typing import Any
 
 from .. import hookimpl
 from ..backend import INVALID, Backend, Capability, Poller, translate_oserror
@@ -66,10 +67,10 @@ class EpollPoller(Poller):
 
     def __init__(self) -> None:
         self._epoll = _select.epoll()
-        self.poll = waiter(self._epoll)  # type: ignore[method-assign, assignment]  # the hot path: no wrapper frame
         # Compiled builds: the wait that hands events to the core in C (multiloop.readiness). Inactive while
         # a rebuild's INVALID reports wait in _pending: only poll() (then _poll_pending) reports those.
         self.native_wait = native_waiter(self._epoll)
+        self.poll = self._fast_poll()  # type: ignore[method-assign]  # the hot path: no wrapper frame
         #: fd -> events as the kernel has them: what a rebuild registers again.
         self._interest: dict[int, int] = {}
         #: fd numbers whose delete failed: a registration of their old file may outlive us (see above).
@@ -131,10 +132,15 @@ class EpollPoller(Poller):
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:  # replaced per instance in __init__
         return self._epoll.poll(timeout)
 
+    def _fast_poll(self) -> Any:
+        """What ``poll`` is bound to on the fast path: compiled, the native wait's own list-returning ``wait``
+        (one ``EpollWait`` per poller, rebound on a rebuild, not a second one per set); else ``epoll.poll``."""
+        return self.native_wait.wait if self.native_wait is not None else waiter(self._epoll)
+
     def _poll_pending(self, timeout: float | None) -> list[tuple[int, int]]:
         """``poll`` for one call after a rebuild found closed fds: report them, then back to the fast path."""
         pending, self._pending = self._pending, []
-        self.poll = waiter(self._epoll)  # type: ignore[method-assign, assignment]
+        self.poll = self._fast_poll()  # type: ignore[method-assign]
         if self.native_wait is not None:
             self.native_wait.active = True
         return pending + self._epoll.poll(0)
@@ -166,10 +172,10 @@ class EpollPoller(Poller):
             del self._interest[fd]
             self._suspect.add(fd)
             self._pending.append((fd, INVALID))
-        self.poll = self._poll_pending if self._pending else waiter(fresh)  # type: ignore[method-assign, assignment]
         if self.native_wait is not None:
             self.native_wait.rebind(fresh)
             self.native_wait.active = not self._pending
+        self.poll = self._poll_pending if self._pending else self._fast_poll()  # type: ignore[method-assign]
 
     def close(self) -> None:
         self._epoll.close()
