@@ -328,7 +328,7 @@ class _CoreState(ReadinessSink):
     @cython.locals(fd=cython.int, ev=cython.long, entry=FdEntry)
     def _dispatch(self: LoopCore, events: list[tuple[int, int]]) -> None:
         self._n_events += len(events)
-        if not self._n_passes & 255:  # _AUDIT_MASK, as a constant: this runs on every pass
+        if not self._n_passes & _AUDIT_MASK:  # a C constant when compiled: this runs on every pass
             events = self._audit(events, self._n_passes >> _AUDIT_SHIFT)
         for fd, ev in events:
             self._on_ready(fd, ev)
