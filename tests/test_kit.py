@@ -4,8 +4,10 @@ installed, non-editable copy of multiloop.
 
 The kit's self-tests (marked ``kit_selftest``: the broken backends, the installed example plugin) exercise the
 kit's own logic, which is the same on every interpreter, and cost three minutes a run (a wheel build, a kit run
-per broken backend): CI runs them once, in tox's ``kit`` env. The quick kit on each built-in backend runs in
-every Python's env, because that is the backend on that interpreter.
+per broken backend): CI runs them once, in tox's ``kit`` env. So does the quick kit on each built-in backend
+(marked too): what it runs -- the quick behaviour checks and CPython's test_events -- every Python's env runs
+already, in-process (``tests/test_kit_checks.py``) and in the conformance suite; what it adds is the kit's
+command line end to end, which is the kit's logic again (about 90 s of every env).
 
 The broken backends are in ``tests/kit_backends/multiloop_broken_backends.py``, loaded with ``--plugin``. Each
 kit run is a subprocess, as a backend author would run it.
@@ -58,6 +60,7 @@ def failed_checks(doc: dict) -> dict[str, str]:
     return {o["name"]: o["message"] for o in doc["checks"] if o["outcome"] in ("failed", "error")}
 
 
+@pytest.mark.kit_selftest
 def test_builtin_backend_passes_the_quick_kit(backend):
     status, doc, out = kit(backend, "--quick")
     assert status == 0, out

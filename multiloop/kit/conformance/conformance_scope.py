@@ -73,6 +73,11 @@ class Module:
     classify: bool = False
     # False when the module has no loop-level test at all (pure ABC tests): no multiloop loop expected
     expect_loops: bool = True
+    # True when no test of the module hands the loop an fd of its own (tasks, futures, locks, timeouts): the
+    # backend is only ever asked to wait with a timeout on the loop's wake-up fd, which every other module
+    # exercises too. Such a module tests the core, which is the same code under every poller; a test run may
+    # run it on fewer backends (tests/conformance does: see FD_FREE there). check-backend runs everything.
+    fd_free: bool = False
 
 
 _STOCK_WATCHERS = "stock child watcher classes on a fake TestLoop; multiloop does not use asyncio's watchers"
@@ -92,27 +97,28 @@ MODULES: dict[str, Module] = {
                   fallback_mixins=("EventLoopTestsMixin", "SubprocessTestsMixin")),
         ),
     ),
-    "test_tasks": Module("core"),
-    "test_futures": Module("core"),
-    "test_futures2": Module("core"),
-    "test_locks": Module("core"),
-    "test_queues": Module("core"),
-    "test_taskgroups": Module("core"),
-    "test_timeouts": Module("core"),
+    "test_tasks": Module("core", fd_free=True),
+    "test_futures": Module("core", fd_free=True),
+    "test_futures2": Module("core", fd_free=True),
+    "test_locks": Module("core", fd_free=True),
+    "test_queues": Module("core", fd_free=True),
+    "test_taskgroups": Module("core", fd_free=True),
+    "test_timeouts": Module("core", fd_free=True),
     # BaseTest of these two builds asyncio.BaseEventLoop() with a mocked _selector/_process_events (stock
     # internals); its subclasses run again with a multiloop loop instead (the stock ones are not run).
     "test_runners": Module("core", adapt=(Adapt("Multiloop", ("BaseTest",), "new_loop", each_subclass=True,
                                                 runner_flag=True),)),
-    "test_pep492": Module("core", adapt=(Adapt("Multiloop", ("BaseTest",), "setUp", each_subclass=True),)),
-    "test_context": Module("core"),
-    "test_waitfor": Module("core"),
+    "test_pep492": Module("core", adapt=(Adapt("Multiloop", ("BaseTest",), "setUp", each_subclass=True),),
+                          fd_free=True),
+    "test_context": Module("core", fd_free=True),
+    "test_waitfor": Module("core", fd_free=True),
     "test_threads": Module("core"),
-    "test_eager_task_factory": Module("core"),  # 3.12+
-    "test_staggered": Module("core"),  # 3.13+ (asyncio.staggered, used by happy eyeballs)
-    "test_graph": Module("core"),  # 3.14+ (asyncio.graph: call graphs of tasks on the running loop)
+    "test_eager_task_factory": Module("core", fd_free=True),  # 3.12+
+    "test_staggered": Module("core", fd_free=True),  # 3.13+ (asyncio.staggered, used by happy eyeballs)
+    "test_graph": Module("core", fd_free=True),  # 3.14+ (asyncio.graph: call graphs of tasks on the running loop)
     "test_free_threading": Module("core"),  # 3.14+ (tasks and loops used from many threads)
     # 3.14+: asyncio.tools (`python -m asyncio ps/pstree`) formatting of canned data; no loop involved
-    "test_tools": Module("core", expect_loops=False),
+    "test_tools": Module("core", expect_loops=False, fd_free=True),
     # ---------------------------------------------------------------- issue 3: networking
     # (the network tests of test_events.EventLoopTestsMixin come from the test_events entry above)
     "test_streams": Module("net"),
