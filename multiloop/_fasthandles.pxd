@@ -384,6 +384,56 @@ cdef extern from *:
     #endif
     }
 
+    /* The core's ready queue is a collections.deque, appended to once and popped once per callback. Called as
+       bound methods from C, each is a vectorcall through the method object (~90 instructions); called through
+       the C function behind the method (its PyMethodDef, read from the type's descriptor at import time, like
+       the handle slots above) it is the deque's own code only. On free-threaded builds that function is the
+       Argument Clinic wrapper that takes the deque's critical section, so the locking is the same. Any
+       surprise (another flag, not a method descriptor) makes ml_init_deque() return 0 and the callers keep
+       the bound methods. */
+    static PyTypeObject *ml_deque_type = NULL;
+    static PyCFunction ml_deque_append_fn = NULL, ml_deque_popleft_fn = NULL;
+
+    static PyCFunction ml_method_of(PyObject *type, const char *name, int flags) {
+        PyObject *d = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, name);
+        PyMethodDef *m;
+        if (d == NULL || !Py_IS_TYPE(d, &PyMethodDescr_Type)) return NULL;
+        m = ((PyMethodDescrObject *)d)->d_method;
+        return (m->ml_flags == flags) ? m->ml_meth : NULL;
+    }
+
+    static int ml_init_deque(PyObject *deque_type) {
+        if (!PyType_Check(deque_type)) return 0;
+        ml_deque_append_fn = ml_method_of(deque_type, "append", METH_O);
+        ml_deque_popleft_fn = ml_method_of(deque_type, "popleft", METH_NOARGS);
+        if (ml_deque_append_fn == NULL || ml_deque_popleft_fn == NULL) return 0;
+        Py_INCREF(deque_type);
+        ml_deque_type = (PyTypeObject *)deque_type;
+        return 1;
+    }
+
+    /* Only after ml_init_deque() returned 1, and only on an exact deque (the caller checks ml_is_deque). */
+    static inline int ml_deque_append(PyObject *d, PyObject *x) {
+        PyObject *r = ml_deque_append_fn(d, x);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+        return 0;
+    }
+    static inline PyObject *ml_deque_popleft(PyObject *d) {
+        return ml_deque_popleft_fn(d, NULL);
+    }
+    static inline int ml_is_deque(PyObject *d) {
+        return ml_deque_type != NULL && Py_IS_TYPE(d, ml_deque_type);
+    }
+
+    /* len() of a container through its type's own slot (the core's ready deque, twice a pass): len() and a
+       truth test go through PyObject_Size/PyObject_IsTrue's generic dispatch, ~45 instructions each. */
+    static inline Py_ssize_t ml_len(PyObject *o) {
+        PySequenceMethods *m = Py_TYPE(o)->tp_as_sequence;
+        if (m != NULL && m->sq_length != NULL) return m->sq_length(o);
+        return PyObject_Size(o);
+    }
+
     /* A sequentially consistent fence (free-threaded builds only: with the GIL, taking it orders everything). */
     static inline void ml_fence(void) {
     #ifdef Py_GIL_DISABLED
@@ -405,6 +455,11 @@ cdef extern from *:
     void ml_recycle(object h)
     long ml_code_flags(object f) except? -1
     void ml_fence() noexcept nogil
+    Py_ssize_t ml_len(object o) except -1
+    bint ml_init_deque(object deque_type)
+    int ml_deque_append(object d, object x) except -1
+    object ml_deque_popleft(object d)
+    bint ml_is_deque(object d)
     bint ml_init_threadsafe(object ts_type)
     object ml_new_threadsafe(object callback, object args, object loop, object context)
     int ml_ts_set_runner(object h, object v) except -1

@@ -125,6 +125,9 @@ _get_ident = threading.get_ident
 _Ts = TypeVarTuple("_Ts")
 # Compiled: whether asyncio's handles have the slots _fasthandles.pxd expects (else the Python-level paths run).
 _FAST = cython.declare(cython.bint, cython.compiled and ml_init_handles(_Handle, _TimerHandle))  # type: ignore[name-defined]  # noqa: F821
+# Compiled: the ready deque's append/popleft called as C functions (ml_deque_append: see _fasthandles.pxd).
+# _ready is a deque made in __init__ and never rebound (see compiled.py's free-threading notes).
+_FAST_DEQUE = cython.declare(cython.bint, cython.compiled and ml_init_deque(collections.deque))  # type: ignore[name-defined]  # noqa: F821
 # Compiled: whether call_soon_threadsafe's handle class has the _lock and _runner slots _fasthandles.pxd expects.
 _FAST_TS = cython.declare(cython.bint, _FAST and ml_init_threadsafe(_ThreadSafeHandle))  # type: ignore[name-defined]  # noqa: F821
 # The threadsafe handles' transition lock (see _threadsafe_handle), the flag its cancellers raise inside it, and
@@ -181,19 +184,22 @@ class _CoreState(ReadinessSink):
             # Free-threaded builds: the flag's store must be visible before we look at the ready queue (a
             # producer appends, then reads the flag; see call_soon_threadsafe). With a GIL: nothing.
             ml_fence()  # type: ignore[name-defined]  # noqa: F821
-        if self._ready or self._stopping or self._always_ready:
+        if cython.compiled:
+            if ml_len(self._ready) or self._stopping or self._always_ready:  # type: ignore[name-defined]  # noqa: F821
+                return 0.0
+        elif self._ready or self._stopping or self._always_ready:
             return 0.0
         scheduled = self._scheduled
         # Cancelled timers at the head go now: the wait must not end early for them.
         if cython.compiled:
             if _FAST:
-                while len(scheduled) and ml_cancelled(scheduled.first()):  # type: ignore[name-defined]  # noqa: F821
+                while ml_len(scheduled) and ml_cancelled(scheduled.first()):  # type: ignore[name-defined]  # noqa: F821
                     self._timer_cancelled_count -= 1
                     ml_set(scheduled.pop(), ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
-            while len(scheduled) and scheduled.first()._cancelled:
+            while ml_len(scheduled) and scheduled.first()._cancelled:  # type: ignore[name-defined]  # noqa: F821
                 self._timer_cancelled_count -= 1
                 scheduled.pop()._scheduled = False
-            if not len(scheduled):
+            if not ml_len(scheduled):  # type: ignore[name-defined]  # noqa: F821
                 return _NO_DEADLINE
             timeout = scheduled.first_when() - _monotonic()
         else:
@@ -248,18 +254,22 @@ class _CoreState(ReadinessSink):
         self._process(events)
 
     @cython.locals(scheduled=TimerHeap, ntodo=cython.Py_ssize_t, _=cython.Py_ssize_t,
-                   end=cython.double)
+                   end=cython.double, n_timers=cython.Py_ssize_t, cancelled=cython.bint)
     def _process(self: LoopCore, events: list[tuple[int, int]]) -> None:
         self._may_block = False
         self._n_passes += 1
         append = self._ready_append
-        if events or self._always_ready:
+        # _NO_EVENTS (the native wait's passes) by identity: a truth test is a generic call.
+        if (events is not _NO_EVENTS and events) or self._always_ready:
             self._dispatch(events)
         # Due timers. The clock resolution slack stops a timer due "now" from needing another pass.
         scheduled = self._scheduled
-        if len(scheduled):
+        # Compiled, len() of the heap through its type slot (ml_len): Cython's len() of an extension type is
+        # PyObject_Length's generic path.
+        n_timers = ml_len(scheduled) if cython.compiled else len(scheduled)  # type: ignore[name-defined]  # noqa: F821
+        if n_timers:
             if self._timer_cancelled_count > _MIN_TIMERS_FOR_CLEANUP and \
-                    self._timer_cancelled_count * 2 > len(scheduled):
+                    self._timer_cancelled_count * 2 > n_timers:
                 self._purge_cancelled_timers()
             end = _monotonic() + self._clock_resolution
             while True:
@@ -281,10 +291,12 @@ class _CoreState(ReadinessSink):
                     cancelled = handle._cancelled
                 if cancelled:
                     self._timer_cancelled_count -= 1
+                elif _FAST_DEQUE:
+                    ml_deque_append(self._ready, handle)  # type: ignore[name-defined]  # noqa: F821
                 else:
                     append(handle)
         # Run what was ready before this pass; callbacks they schedule wait for the next pass.
-        ntodo = len(self._ready)
+        ntodo = ml_len(self._ready) if cython.compiled else len(self._ready)  # type: ignore[name-defined]  # noqa: F821
         self._n_callbacks += ntodo
         popleft = self._ready_popleft
         if self._hooked_pass:  # debug mode or instruments: one test for both (see _update_hooked_pass)
@@ -297,8 +309,9 @@ class _CoreState(ReadinessSink):
                     if not handle._cancelled:
                         self._run_handle_debug(handle)
         elif cython.compiled and _FAST:
+            ready = self._ready
             for _ in range(ntodo):
-                handle = popleft()
+                handle = ml_deque_popleft(ready) if _FAST_DEQUE else popleft()  # type: ignore[name-defined]  # noqa: F821
                 if ml_is_plain(handle):  # type: ignore[name-defined]  # noqa: F821
                     # Handle._run without the method call: same context, same report on failure.
                     if ml_cancelled(handle):  # type: ignore[name-defined]  # noqa: F821
@@ -348,7 +361,7 @@ class _CoreState(ReadinessSink):
     def _on_ready(self: LoopCore, fd: int, ev: int) -> int:
         """One event of a wait: the fd's reader and/or writer join the ready queue. Compiled, a C method that a
         backend's native wait calls directly (see :mod:`multiloop.readiness`); ``_dispatch`` calls it too."""
-        entry = self._fds.get(fd)
+        entry = self._fdtable.entry_of(fd) if cython.compiled else self._fds.get(fd)
         if entry is None:
             # A kernel registration the core no longer has (epoll after dup()+close()): left alone, a
             # level-triggered wait would report it forever. The backend gets rid of it, once per batch.
@@ -364,6 +377,8 @@ class _CoreState(ReadinessSink):
             if handle is not None:
                 if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
                     self._fdtable.remove_reader(fd)
+                elif _FAST_DEQUE:
+                    ml_deque_append(self._ready, handle)  # type: ignore[name-defined]  # noqa: F821
                 else:
                     self._ready_append(handle)
         if ev & _EV_WRITE:
@@ -371,6 +386,8 @@ class _CoreState(ReadinessSink):
             if handle is not None:
                 if ml_cancelled(handle) if cython.compiled else handle._cancelled:  # type: ignore[name-defined]  # noqa: F821
                     self._fdtable.remove_writer(fd)
+                elif _FAST_DEQUE:
+                    ml_deque_append(self._ready, handle)  # type: ignore[name-defined]  # noqa: F821
                 else:
                     self._ready_append(handle)
         return 0
@@ -890,7 +907,10 @@ class LoopCore(_CoreState, LoopServices):
             handle._repr = None
             handle._source_traceback = None
             handle._context = _copy_context() if context is None else context
-        self._ready_append(handle)
+        if _FAST_DEQUE:
+            ml_deque_append(self._ready, handle)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            self._ready_append(handle)
         if self._may_block:
             # Only a backend whose wait lets other code of this thread run (the trio bridge: trio tasks run
             # while the loop waits) can get here; a blocking poll() cannot. Wake it to see the callback.
@@ -986,7 +1006,11 @@ class LoopCore(_CoreState, LoopServices):
             handle._context = _copy_context() if context is None else context
             handle._lock = None
             handle._runner = None
-        self._ready_append(handle)  # deque.append is atomic (a per-object lock on free-threaded builds)
+        # deque.append is atomic (a per-object lock on free-threaded builds, which ml_deque_append takes too)
+        if _FAST_DEQUE:
+            ml_deque_append(self._ready, handle)  # type: ignore[name-defined]  # noqa: F821
+        else:
+            self._ready_append(handle)
         if cython.compiled:
             # Free-threaded builds: the append is visible before we read the flag (see _compute_timeout).
             ml_fence()  # type: ignore[name-defined]  # noqa: F821

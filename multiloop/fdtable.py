@@ -22,8 +22,9 @@ Facts that shape it:
   (:attr:`FdEntry.fileobj`) and the public removal looks a closed one up by identity.
 
 Design: the core owns one :class:`FdTable` (``loop._fdtable``, declared in :mod:`multiloop.seams`) and reads
-:attr:`FdTable.entries` and :attr:`FdTable.always_ready` directly on its hot path; those two containers are
-created once and never rebound.
+:attr:`FdTable.always_ready` directly on its hot path, and asks :meth:`FdTable.entry_of` for each event's entry
+(compiled: a C array index beside the dict, see ``fdtable.pxd``); the containers are created once and never
+rebound, and only this class changes them.
 """
 
 from __future__ import annotations
@@ -143,8 +144,19 @@ class FdTable:
         self._backend = backend
         self._check_usable = check_usable
 
+    def __dealloc__(self) -> None:
+        if cython.compiled:
+            ml_fdindex_free(cython.address(self._index))  # type: ignore[name-defined, attr-defined]  # noqa: F821
+
     def __len__(self) -> int:
         return len(self.entries)
+
+    def entry_of(self, fd: int) -> FdEntry | None:
+        """``fd``'s entry, or None: what the core's dispatch asks for every event. Compiled, an index into a C
+        array kept beside :attr:`entries` (see ``fdtable.pxd``); interpreted, the dict."""
+        if cython.compiled:
+            return ml_fdindex_lookup(cython.address(self._index), fd, self.entries)  # type: ignore[name-defined, attr-defined]  # noqa: F821
+        return self.entries.get(fd)
 
     def __contains__(self, fd: object) -> bool:
         return fd in self.entries
@@ -202,8 +214,14 @@ class FdTable:
             handle = _Handle(callback, args, self._loop, context)
         entry = self.entries.get(fd)
         if entry is None:
+            if cython.compiled:
+                # Room in the fd index first (the one step here that can fail for want of memory), so that
+                # nothing is registered that the index could not hold; None reads as "no entry".
+                ml_fdindex_put(cython.address(self._index), fd, None)  # type: ignore[name-defined, attr-defined]  # noqa: F821
             self._tell_backend(fd, None, direction)
             entry = self.entries[fd] = FdEntry(direction)
+            if cython.compiled:
+                ml_fdindex_put(cython.address(self._index), fd, entry)  # type: ignore[name-defined, attr-defined]  # noqa: F821
             old = None
         else:
             if not entry.mask & direction:
@@ -231,6 +249,8 @@ class FdTable:
         entry.mask = mask
         if not mask:
             del self.entries[fd]
+            if cython.compiled:
+                ml_fdindex_drop(cython.address(self._index), fd)  # type: ignore[name-defined, attr-defined]  # noqa: F821
         try:
             if not self.forked:
                 self._tell_backend(fd, entry, mask)
@@ -257,6 +277,8 @@ class FdTable:
             if entry.writer is not None:
                 entry.writer.cancel()
         self.entries.clear()
+        if cython.compiled:
+            ml_fdindex_clear(cython.address(self._index))  # type: ignore[name-defined, attr-defined]  # noqa: F821
         self.always_ready.clear()
         self.dead.clear()
 
