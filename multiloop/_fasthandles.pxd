@@ -229,7 +229,9 @@ cdef extern from *:
             if (args == NULL) goto done;
         }
         if (PyContext_Enter(ctx) < 0) goto done;
-        res = PyObject_Call(cb, args, NULL);
+        /* Vectorcall on the tuple's items: PyObject_Call takes the same route after checks and an unpacking of
+           its own (~100 instructions a callback on 3.14). */
+        res = PyObject_Vectorcall(cb, &PyTuple_GET_ITEM(args, 0), (size_t)PyTuple_GET_SIZE(args), NULL);
         if (PyContext_Exit(ctx) < 0) Py_CLEAR(res);
     done:
         Py_XDECREF(args);
