@@ -60,6 +60,9 @@ from typing import Any
 #: echo 4,810 -> 3,928 per request, uvloop 4,464; 3.11).
 #: ``multiloop.net.sockcalls``: the ``sock_*`` coroutines' first try of recv(2) with "would block" returned, not
 #: raised (BlockingIOError costs ~4,000 instructions to build and catch; see the module).
+#: ``multiloop.wakeup``: the wake-up fd written and drained by C syscalls that keep the GIL (4 threads posting
+#: call_soon_threadsafe: a thread that releases the GIL for os.eventfd_write queues behind the others to get it
+#: back; see the module).
 EXTENSION_MODULES: tuple[str, ...] = (
     "multiloop.readiness",
     "multiloop.pollers.epollwait",
@@ -68,6 +71,7 @@ EXTENSION_MODULES: tuple[str, ...] = (
     "multiloop.core",
     "multiloop.net.streamengine",
     "multiloop.net.sockcalls",
+    "multiloop.wakeup",
 )
 
 #: The extensions that are correct without the GIL. Why, for each:
@@ -96,6 +100,8 @@ EXTENSION_MODULES: tuple[str, ...] = (
 #: - ``multiloop.readiness``: two abstract extension types, no state at all.
 #: - ``multiloop.net.sockcalls``: no state at all; each call asks the socket for its fd and makes one recv(2), as
 #:   socket.recv does (a socket closed by another thread meanwhile fails with EBADF, as it would there).
+#: - ``multiloop.wakeup``: without a GIL, ``wake`` takes the lock that orders it against ``close`` (as the Python
+#:   code does everywhere); the pending flag is the same hint as in the Python code (see the module docstring).
 FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
     "multiloop.readiness",
     "multiloop.pollers.epollwait",
@@ -104,6 +110,7 @@ FREE_THREADING_COMPATIBLE: tuple[str, ...] = (
     "multiloop.core",
     "multiloop.net.streamengine",
     "multiloop.net.sockcalls",
+    "multiloop.wakeup",
 )
 
 #: The environment variable that selects the ``.py`` sources (at build time it skips building them).

@@ -10,6 +10,7 @@ from multiloop.fdtable cimport FdEntry, FdTable
 from multiloop.timerheap cimport TimerHeap
 from multiloop._fasthandles cimport *
 from multiloop.readiness cimport NativeWait, ReadinessSink
+from multiloop.wakeup cimport Waker
 
 cdef class _CoreState(ReadinessSink):
     cdef public object _ready
@@ -21,7 +22,7 @@ cdef class _CoreState(ReadinessSink):
     cdef public set _always_ready
     cdef public FdTable _fdtable
     cdef public object _poller
-    cdef public object _waker
+    cdef public Waker _waker
     cdef public Py_ssize_t _waker_fd_count
     cdef public bint _closed
     cdef public bint _stopping

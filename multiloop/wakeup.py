@@ -15,6 +15,13 @@ Threads (free-threaded builds make every race here real):
   process, and a late write would go into someone else's file. A lock makes "read the fd number and write"
   and "invalidate and close" exclusive. It is only taken when the loop may be blocked (coalesced wakes), so
   it costs nothing on the busy path.
+
+Compiled (``wakeup.pxd``), the write and the drain are C syscalls that keep the GIL: ``os.eventfd_write``
+releases it, and a thread that releases the GIL while others post callbacks queues behind them to get it back
+(4 threads posting: 365 -> 309 ms for 200,000 calls on 3.11, uvloop 373). With the GIL held there is also no
+need for the lock: ``close`` invalidates the fd number before it closes the fd, and it cannot run while a C
+``wake`` holds the GIL, so a ``wake`` that read a valid number writes before the close. Free-threaded builds
+take the lock as the Python code does.
 """
 
 from __future__ import annotations
@@ -23,6 +30,11 @@ import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+try:
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # running as plain Python without Cython installed
+    from . import _cython_shim as cython  # type: ignore[no-redef, unused-ignore]
 
 if TYPE_CHECKING:
     from .seams import FdRegistry
@@ -68,6 +80,10 @@ class Waker:
         if self._pending:
             return
         self._pending = True
+        if cython.compiled and ML_WAKE_HAS_GIL:  # type: ignore[name-defined]  # noqa: F821
+            if self._wfd >= 0:  # see the module docstring: no lock needed while the GIL is held
+                ml_wake_write(self._wfd, self._eventfd)  # type: ignore[name-defined]  # noqa: F821
+            return
         with self._lock:
             wfd = self._wfd
             if wfd < 0:
@@ -81,6 +97,10 @@ class Waker:
                 pass  # already readable: the loop will wake
 
     def _drain(self) -> None:
+        if cython.compiled:
+            ml_wake_drain(self._rfd, self._eventfd)  # type: ignore[name-defined]  # noqa: F821
+            self._pending = False
+            return
         try:
             if self._eventfd:
                 os.eventfd_read(self._rfd)
