@@ -39,6 +39,12 @@ def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def backends_selected() -> list[str]:
+    """Every backend the ``backend`` fixture runs a test on, in order (for tests that treat them unequally)."""
+    return list(BACKENDS)
+
+
 @pytest.fixture
 def loop(backend: str):
     """A fresh loop on ``backend``; closed afterwards, and no fd may outlive it."""

@@ -5,8 +5,9 @@ subprocess of the same interpreter. The runner, its scope table and exclusions s
 
 Which modules and which of their tests: ``conformance_scope.py`` (scopes ``core`` = issue 2, ``net`` = issue 3,
 ``unix`` = issue 4; ``MULTILOOP_CONFORMANCE=core,net,unix`` or ``all``; default ``core,net,unix``). Exclusions, each
-with its reason: ``exclusions.txt``. Backends: the ``backend`` fixture of ``tests/conftest.py``
-(``MULTILOOP_TEST_BACKENDS``); not imported from there, since ``import conftest`` may find another directory's.
+with its reason: ``exclusions.txt``. Backends: the ``backend`` and ``backends_selected`` fixtures of
+``tests/conftest.py`` (``MULTILOOP_TEST_BACKENDS``); fixtures, not an import, since ``import conftest`` may find
+another directory's.
 
 The summary table (module x backend: passed / of them exercised multiloop / skipped / excluded / failed) is
 printed at the end of the pytest run and written as JSON to ``$MULTILOOP_CONFORMANCE_REPORT``, by default
@@ -59,17 +60,6 @@ def fd_free_backends(selected: list[str]) -> set[str]:
     if "trio" in selected:
         chosen.add("trio")
     return chosen
-
-
-def _selected_backends() -> list[str]:
-    env = os.environ.get("MULTILOOP_TEST_BACKENDS", "").strip()
-    if env and env != "all":
-        return [n for n in env.replace(",", " ").split() if n]
-    import multiloop
-    return [b.name for b in multiloop.backends() if b.available]
-
-
-FD_FREE = fd_free_backends(_selected_backends())
 
 
 def report_path() -> str:
@@ -158,9 +148,11 @@ def _run_module(module: str, backend: str) -> tuple[dict | None, str]:
 
 @pytest.mark.timeout(TIMEOUT + 60)
 @pytest.mark.parametrize("module", MODULES)
-def test_cpython_asyncio(module: str, backend: str, conformance_summary: _Summary) -> None:
-    if SCOPE_TABLE[module].fd_free and backend not in FD_FREE:
-        pytest.skip(f"{module} hands the loop no fd (the core's scheduling only): run on {sorted(FD_FREE)} "
+def test_cpython_asyncio(module: str, backend: str, backends_selected: list[str],
+                         conformance_summary: _Summary) -> None:
+    run_on = fd_free_backends(backends_selected)
+    if SCOPE_TABLE[module].fd_free and backend not in run_on:
+        pytest.skip(f"{module} hands the loop no fd (the core's scheduling only): run on {sorted(run_on)} "
                     f"in this selection, not again on {backend}")
     t0 = time.monotonic()
     result, log = _run_module(module, backend)
