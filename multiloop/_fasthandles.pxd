@@ -393,7 +393,6 @@ cdef extern from *:
        Argument Clinic wrapper that takes the deque's critical section, so the locking is the same. Any
        surprise (another flag, not a method descriptor) makes ml_init_deque() return 0 and the callers keep
        the bound methods. */
-    static PyTypeObject *ml_deque_type = NULL;
     static PyCFunction ml_deque_append_fn = NULL, ml_deque_popleft_fn = NULL;
 
     static PyCFunction ml_method_of(PyObject *type, const char *name, int flags) {
@@ -408,13 +407,11 @@ cdef extern from *:
         if (!PyType_Check(deque_type)) return 0;
         ml_deque_append_fn = ml_method_of(deque_type, "append", METH_O);
         ml_deque_popleft_fn = ml_method_of(deque_type, "popleft", METH_NOARGS);
-        if (ml_deque_append_fn == NULL || ml_deque_popleft_fn == NULL) return 0;
-        Py_INCREF(deque_type);
-        ml_deque_type = (PyTypeObject *)deque_type;
-        return 1;
+        return ml_deque_append_fn != NULL && ml_deque_popleft_fn != NULL;
     }
 
-    /* Only after ml_init_deque() returned 1, and only on an exact deque (the caller checks ml_is_deque). */
+    /* Only after ml_init_deque() returned 1, and only on an exact deque: the core's _ready, made in its
+       __init__ and never rebound. */
     static inline int ml_deque_append(PyObject *d, PyObject *x) {
         PyObject *r = ml_deque_append_fn(d, x);
         if (r == NULL) return -1;
@@ -423,9 +420,6 @@ cdef extern from *:
     }
     static inline PyObject *ml_deque_popleft(PyObject *d) {
         return ml_deque_popleft_fn(d, NULL);
-    }
-    static inline int ml_is_deque(PyObject *d) {
-        return ml_deque_type != NULL && Py_IS_TYPE(d, ml_deque_type);
     }
 
     /* len() of a container through its type's own slot (the core's ready deque, twice a pass): len() and a
@@ -461,7 +455,6 @@ cdef extern from *:
     bint ml_init_deque(object deque_type)
     int ml_deque_append(object d, object x) except -1
     object ml_deque_popleft(object d)
-    bint ml_is_deque(object d)
     bint ml_init_threadsafe(object ts_type)
     object ml_new_threadsafe(object callback, object args, object loop, object context)
     int ml_ts_set_runner(object h, object v) except -1

@@ -76,7 +76,7 @@ class Module:
     # True when no test of the module hands the loop an fd of its own (tasks, futures, locks, timeouts): the
     # backend is only ever asked to wait with a timeout on the loop's wake-up fd, which every other module
     # exercises too. Such a module tests the core, which is the same code under every poller; a test run may
-    # run it on fewer backends (tests/conformance does: see FD_FREE there). check-backend runs everything.
+    # run it on fewer backends (tests/conformance does: see fd_free_backends there). check-backend runs everything.
     fd_free: bool = False
 
 
