@@ -38,6 +38,7 @@ cdef class _CoreState(ReadinessSink):
     cdef public long long _n_stale
     cdef public object _instruments
     cdef public bint _hooked_pass
+    cdef public bint _untrack_posts
     cdef public NativeWait _native
     cdef public list _stale_fds
     cdef object __weakref__

@@ -130,6 +130,9 @@ _FAST = cython.declare(cython.bint, cython.compiled and ml_init_handles(_Handle,
 _FAST_DEQUE = cython.declare(cython.bint, cython.compiled and ml_init_deque(collections.deque))  # type: ignore[name-defined]  # noqa: F821
 # Compiled: whether call_soon_threadsafe's handle class has the _lock and _runner slots _fasthandles.pxd expects.
 _FAST_TS = cython.declare(cython.bint, _FAST and ml_init_threadsafe(_ThreadSafeHandle))  # type: ignore[name-defined]  # noqa: F821
+# Compiled, GIL builds: call_soon_threadsafe's handles wait in the ready queue untracked by the cyclic collector
+# while the compiled pass runs (ml_gc_untrack in _fasthandles.pxd says why and why it is safe).
+_UNTRACK_TS = cython.declare(cython.bint, _FAST_TS and _FAST_DEQUE and not ML_GIL_DISABLED)  # type: ignore[name-defined]  # noqa: F821
 # The threadsafe handles' transition lock (see _threadsafe_handle), the flag its cancellers raise inside it, and
 # the runner's end value, kept here so _run_threadsafe reads module globals, not attributes of another module, per handle.
 # The lock is replaced in a forked child: _after_fork_in_child reads it again (that module's own at-fork
@@ -326,6 +329,8 @@ class _CoreState(ReadinessSink):
                     except BaseException as exc:
                         _report_callback_error(handle, exc)
                 elif type(handle) is _TS_CLASS:  # a C test (.__class__ is a generic getattr)
+                    if _UNTRACK_TS:
+                        ml_gc_retrack(handle)  # type: ignore[name-defined]  # noqa: F821  # see _UNTRACK_TS
                     _run_threadsafe(handle)  # its _run, with the callback run inline
                     if _FAST_TS:
                         ml_ts_recycle(handle)  # type: ignore[name-defined]  # noqa: F821
@@ -475,7 +480,8 @@ if not cython.compiled:
                       "_timer_cancelled_count", "_fds", "_always_ready", "_fdtable", "_poller", "_waker",
                       "_waker_fd_count", "_closed", "_stopping", "_forked", "_may_block", "_debug",
                       "_clock_resolution", "_current_handle", "_n_passes", "_n_callbacks", "_n_events",
-                      "_n_dead", "_n_stale", "_instruments", "_hooked_pass", "_native", "_stale_fds"),
+                      "_n_dead", "_n_stale", "_instruments", "_hooked_pass", "_untrack_posts", "_native",
+                      "_stale_fds"),
     })
 
 
@@ -506,6 +512,7 @@ class LoopCore(_CoreState, LoopServices):
         self._init_services()
         self._debug = _asyncio_debug_default()
         self._hooked_pass = self._debug
+        self._untrack_posts = False  # see _UNTRACK_TS: True only inside run_forever's compiled pass loop
         self.slow_callback_duration = 0.1
         self._current_handle: asyncio.Handle | None = None
         self._may_block = False
@@ -604,6 +611,15 @@ class LoopCore(_CoreState, LoopServices):
         # The pass runs its plain code unless debug mode or an instrument needs the hooked one; one flag for
         # both keeps the plain pass's cost where it was before instruments existed (set_debug calls this too).
         self._hooked_pass = self._debug or self._instruments is not None
+        if self._hooked_pass:
+            self._track_queued_posts()  # the hooked pass runs handles through Python code that never tracks them
+
+    def _track_queued_posts(self) -> None:
+        """Stop untracking call_soon_threadsafe's handles and hand the queued ones back to the collector (see
+        ``_UNTRACK_TS``): from here on nothing will track them before they run."""
+        if cython.compiled and self._untrack_posts:
+            self._untrack_posts = False
+            ml_gc_retrack_all(self._ready)  # type: ignore[name-defined]  # noqa: F821
 
     @property
     def _read_buffer(self) -> memoryview:
@@ -646,10 +662,14 @@ class LoopCore(_CoreState, LoopServices):
                 poller.drive(self._iteration)
             else:
                 if cython.compiled:
-                    while True:
-                        self._run_once()  # a C call (core.pxd)
-                        if self._stopping:
-                            break
+                    self._untrack_posts = _UNTRACK_TS and not self._hooked_pass
+                    try:
+                        while True:
+                            self._run_once()  # a C call (core.pxd)
+                            if self._stopping:
+                                break
+                    finally:
+                        self._track_queued_posts()
                 else:
                     run_once = self._run_once  # one lookup, not one per pass
                     while True:
@@ -1006,6 +1026,10 @@ class LoopCore(_CoreState, LoopServices):
             handle._context = _copy_context() if context is None else context
             handle._lock = None
             handle._runner = None
+        if cython.compiled and self._untrack_posts:
+            # Out of the collector's sight until the pass takes it (_UNTRACK_TS). The flag test and the append
+            # below allocate nothing, so with the GIL no other thread runs between them.
+            ml_gc_untrack(handle)  # type: ignore[name-defined]  # noqa: F821
         # deque.append is atomic (a per-object lock on free-threaded builds, which ml_deque_append takes too)
         if _FAST_DEQUE:
             ml_deque_append(self._ready, handle)  # type: ignore[name-defined]  # noqa: F821
