@@ -9,6 +9,7 @@
 from multiloop.fdtable cimport FdEntry, FdTable
 from multiloop.timerheap cimport TimerHeap
 from multiloop._fasthandles cimport *
+from multiloop._clock cimport ml_monotonic
 from multiloop.readiness cimport NativeWait, ReadinessSink
 from multiloop.wakeup cimport Waker
 

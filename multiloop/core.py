@@ -199,12 +199,14 @@ class _CoreState(ReadinessSink):
                 while ml_len(scheduled) and ml_cancelled(scheduled.first()):  # type: ignore[name-defined]  # noqa: F821
                     self._timer_cancelled_count -= 1
                     ml_set(scheduled.pop(), ML_SCHEDULED, False)  # type: ignore[name-defined]  # noqa: F821
-            while ml_len(scheduled) and scheduled.first()._cancelled:  # type: ignore[name-defined]  # noqa: F821
-                self._timer_cancelled_count -= 1
-                scheduled.pop()._scheduled = False
+            else:
+                while ml_len(scheduled) and scheduled.first()._cancelled:  # type: ignore[name-defined]  # noqa: F821
+                    self._timer_cancelled_count -= 1
+                    scheduled.pop()._scheduled = False
             if not ml_len(scheduled):  # type: ignore[name-defined]  # noqa: F821
                 return _NO_DEADLINE
-            timeout = scheduled.first_when() - _monotonic()
+            # The clock as a C call (multiloop/_clock.pxd), twice a pass while a timer is pending.
+            timeout = scheduled.first_when() - ml_monotonic()  # type: ignore[name-defined]  # noqa: F821
         else:
             # The pure-Python heap, inline (a list of (when, seq, timer): see _process).
             while scheduled and scheduled[0][2]._cancelled:
@@ -274,7 +276,7 @@ class _CoreState(ReadinessSink):
             if self._timer_cancelled_count > _MIN_TIMERS_FOR_CLEANUP and \
                     self._timer_cancelled_count * 2 > n_timers:
                 self._purge_cancelled_timers()
-            end = _monotonic() + self._clock_resolution
+            end = (ml_monotonic() if cython.compiled else _monotonic()) + self._clock_resolution  # type: ignore[name-defined]  # noqa: F821
             while True:
                 if cython.compiled:
                     handle = scheduled.pop_due(end)
@@ -775,7 +777,7 @@ class LoopCore(_CoreState, LoopServices):
         self._poller.close()
 
     def time(self) -> float:
-        return _monotonic()
+        return ml_monotonic() if cython.compiled else _monotonic()  # type: ignore[name-defined]  # noqa: F821
 
     @cython.locals(self=_CoreState)
     def get_debug(self) -> bool:
@@ -942,7 +944,7 @@ class LoopCore(_CoreState, LoopServices):
                    context: contextvars.Context | None = None) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        return self._new_timer(_monotonic() + delay, callback, args, context)
+        return self._new_timer((ml_monotonic() if cython.compiled else _monotonic()) + delay, callback, args, context)  # type: ignore[name-defined]  # noqa: F821
 
     @cython.locals(self=_CoreState)
     def call_at(self, when: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts,
