@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import sys
+import sysconfig
 import threading
 import warnings
 import weakref
@@ -26,8 +26,9 @@ import pytest
 
 import multiloop
 
-#: Whether this build untracks queued posts (compiled core on a build with a GIL).
-BUILD_UNTRACKS = multiloop.compiled.status()["active"] and getattr(sys, "_is_gil_enabled", lambda: True)()
+#: Whether this build untracks queued posts: a compiled core on an interpreter built with a GIL. The C code
+#: decides by the build (Py_GIL_DISABLED), not by whether a free-threaded build runs with its GIL enabled.
+BUILD_UNTRACKS = multiloop.compiled.status()["active"] and not sysconfig.get_config_var("Py_GIL_DISABLED")
 
 
 @pytest.fixture
