@@ -42,6 +42,7 @@ cdef class _CoreState(ReadinessSink):
     cdef public bint _untrack_posts
     cdef public NativeWait _native
     cdef public list _stale_fds
+    cdef public object _checked_function
     cdef object __weakref__
 
     # The pass: C functions (see _CoreState's docstring).

@@ -226,6 +226,55 @@ def test_coroutines_are_refused_as_callbacks(loop, method):
     coro.close()
 
 
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_a_coroutine_function_is_refused_right_after_a_plain_one_was_accepted(loop, method):
+    # The pure build remembers the last plain function it checked (LoopCore._checked_function): the next,
+    # different, function must still be checked, even a coroutine function with the same name.
+    args = {"call_soon": (), "call_soon_threadsafe": (), "call_later": (1,), "call_at": (1,)}[method]
+    fn = getattr(loop, method)
+    name = "call_at" if method == "call_later" else method
+
+    def step():
+        pass
+
+    for _ in range(3):
+        fn(*args, step).cancel()
+
+    async def step():  # noqa: F811  (the same name on purpose)
+        pass
+
+    with pytest.raises(TypeError, match=f"coroutines cannot be used with {name}"):
+        fn(*args, step)
+
+
+def test_a_checked_callback_is_not_kept_alive_past_the_pass(loop):
+    # The check's memo must not outlive the handle by more than the pass: a cancelled handle's function is
+    # freed once a pass has run, and a closed loop keeps none.
+    import gc
+    import weakref
+
+    def make():
+        def callback():
+            pass
+        return callback
+
+    callback = make()
+    ref = weakref.ref(callback)
+    loop.call_soon(callback).cancel()
+    del callback
+    loop.run_until_complete(asyncio.sleep(0))
+    gc.collect()
+    assert ref() is None
+
+    callback = make()
+    ref = weakref.ref(callback)
+    loop.call_later(10, callback).cancel()
+    del callback
+    loop.close()
+    gc.collect()
+    assert ref() is None
+
+
 def test_non_callable_callback_is_refused(loop):
     with pytest.raises(TypeError, match="callable"):
         loop.call_soon(42)
