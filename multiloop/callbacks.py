@@ -46,3 +46,12 @@ def check_callback(callback: Any, method: str) -> None:
         # For any other type the answer depends on the type alone (inspect only looks inside functions,
         # methods and partials): remember it, so e.g. the C Task's step wrapper costs one set lookup.
         PLAIN_CALLABLES.add(tp)
+
+
+def checked_function(function: Any, method: str) -> Any:
+    """``function`` (a plain Python function) once it is known not to be a coroutine function: the pure build's
+    call_soon family remembers it (``LoopCore._checked_function``), so only the first of a run of calls with the
+    same function pays for this call and the flag test."""
+    if function.__code__.co_flags & CORO_FLAGS:
+        check_callback(function, method)  # raises, with the method's name
+    return function

@@ -71,6 +71,7 @@ from ._threadsafe_handle import ThreadSafeHandle as _ThreadSafeHandle
 from .backend import ERROR, INVALID, READ, WRITE, Iteration, Poller
 from .callbacks import CORO_FLAGS, PLAIN_CALLABLES
 from .callbacks import check_callback as _check_callback
+from .callbacks import checked_function as _plain_function
 from .fdtable import FdEntry, FdTable
 from .instruments import InstrumentSet
 from .readiness import NativeWait, ReadinessSink
@@ -927,10 +928,8 @@ class LoopCore(_CoreState, LoopServices):
             if cython.compiled:
                 if ml_code_flags(callback) & _CORO_FLAGS:  # type: ignore[name-defined]  # noqa: F821
                     _check_callback(callback, "call_soon")
-            elif callback is not self._checked_function:  # see _checked_function
-                if callback.__code__.co_flags & _CORO_FLAGS:
-                    _check_callback(callback, "call_soon")
-                self._checked_function = callback
+            elif callback is not self._checked_function:  # pure build: see _checked_function
+                self._checked_function = _plain_function(callback, "call_soon")
         elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_soon")
         handle: Any  # the private _source_traceback slot is used
@@ -990,10 +989,8 @@ class LoopCore(_CoreState, LoopServices):
             if cython.compiled:
                 if ml_code_flags(callback) & _CORO_FLAGS:  # type: ignore[name-defined]  # noqa: F821
                     _check_callback(callback, "call_at")  # stock asyncio names call_at for call_later too
-            elif callback is not self._checked_function:  # see _checked_function
-                if callback.__code__.co_flags & _CORO_FLAGS:
-                    _check_callback(callback, "call_at")
-                self._checked_function = callback
+            elif callback is not self._checked_function:  # pure build: see _checked_function
+                self._checked_function = _plain_function(callback, "call_at")
         elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_at")
         timer: Any  # the private _source_traceback, _when and _scheduled slots are used
@@ -1037,10 +1034,8 @@ class LoopCore(_CoreState, LoopServices):
             if cython.compiled:
                 if ml_code_flags(callback) & _CORO_FLAGS:  # type: ignore[name-defined]  # noqa: F821
                     _check_callback(callback, "call_soon_threadsafe")
-            elif callback is not self._checked_function:  # see _checked_function
-                if callback.__code__.co_flags & _CORO_FLAGS:
-                    _check_callback(callback, "call_soon_threadsafe")
-                self._checked_function = callback
+            elif callback is not self._checked_function:  # pure build: see _checked_function
+                self._checked_function = _plain_function(callback, "call_soon_threadsafe")
         elif tp not in _PLAIN_CALLABLES:
             _check_callback(callback, "call_soon_threadsafe")
         # A handle another thread may cancel while this one runs it (see _threadsafe_handle). Outside debug
