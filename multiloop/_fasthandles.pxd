@@ -411,17 +411,17 @@ cdef extern from *:
     #endif
 
     /* co_flags of a plain function's code (callback checks): a field read instead of two attribute lookups
-       (measured: 6% of call_soon). Free-threaded builds take a reference, as __code__ may be rebound. */
+       (measured: 6% of call_soon with the GIL; on 3.14t the lookup by name was 1,484 of 4,541 instructions per
+       callback). Free-threaded builds: another thread may rebind __code__, so the pointer is loaded atomically;
+       the code object it pointed to stays valid while this thread runs C code, because code objects are
+       reference-counted deferred there (freed only by the collector, which first stops every thread).
+       tests/test_compiled.py checks that a free-threaded build still defers them. */
     static inline long ml_code_flags(PyObject *f) {
     #ifndef Py_GIL_DISABLED
         return (long)((PyCodeObject *)PyFunction_GET_CODE(f))->co_flags;
     #else
-        PyObject *code = PyObject_GetAttrString(f, "__code__");
-        long flags;
-        if (code == NULL) return -1;
-        flags = PyCode_Check(code) ? (long)((PyCodeObject *)code)->co_flags : 0;
-        Py_DECREF(code);
-        return flags;
+        PyObject *code = (PyObject *)_Py_atomic_load_ptr_relaxed(&((PyFunctionObject *)f)->func_code);
+        return (long)((PyCodeObject *)code)->co_flags;
     #endif
     }
 

@@ -76,6 +76,23 @@ def test_importing_the_compiled_modules_keeps_the_gil_as_it_was():
         assert status["gil"] is True
 
 
+def test_free_threaded_builds_still_reference_count_code_objects_deferred():
+    # The compiled callback check reads a function's code object without taking a reference on free-threaded
+    # builds (ml_code_flags in _fasthandles.pxd). That is safe only because such a build frees code objects
+    # through the collector alone (deferred reference counting, which sys.getrefcount shows as a count near
+    # 2**60): if a release changes that, this fails and ml_code_flags must take a reference again.
+    import sysconfig
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        pytest.skip("free-threaded builds only")
+    fresh = compile("x = 1", "<probe>", "exec")
+
+    def function():
+        pass
+
+    for code in (fresh, function.__code__, fresh.replace(co_name="renamed")):
+        assert sys.getrefcount(code) > 2 ** 50, f"{code!r}: reference count {sys.getrefcount(code)}"
+
+
 # ------------------------------------------------------------------------------------------ build checks
 def fake_build(tmp_path, monkeypatch, *, modules=compiled.EXTENSION_MODULES, so=True):
     """A package directory with sources, (fake) extension files and a stamp, and compiled.py pointed at it."""

@@ -116,6 +116,45 @@ def test_call_soon_threadsafe_from_8_threads_loses_and_duplicates_nothing(loop, 
           f"({PRODUCERS * PER_PRODUCER / elapsed:,.0f}/s), loop passes {loop.stats().iterations}")
 
 
+def test_scheduling_a_function_whose_code_another_thread_keeps_rebinding(loop, run):
+    # The callback check reads the function's code object (in C, without a reference on free-threaded
+    # builds); another thread swapping __code__ under it must neither crash nor lose a callback.
+    ran = []
+
+    def callback():
+        ran.append(1)
+
+    def other_body():
+        ran.append(2)
+
+    codes = (callback.__code__, other_body.__code__)
+    stop = threading.Event()
+
+    def rebinder() -> None:
+        i = 0
+        while not stop.is_set():
+            callback.__code__ = codes[i & 1]
+            i += 1
+
+    async def main():
+        for _ in range(50):
+            for _ in range(400):
+                loop.call_soon(callback)
+                loop.call_later(0, callback)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+
+    thread = threading.Thread(target=rebinder)
+    thread.start()
+    try:
+        run(main(), timeout=60)
+    finally:
+        stop.set()
+        thread.join()
+    assert len(ran) == 50 * 400 * 2
+    assert set(ran) <= {1, 2}
+
+
 def test_a_loop_blocked_in_its_backend_wakes_for_every_burst_from_other_threads(loop, run):
     # No timer, no fd activity: only the producers' wake-ups can make the loop run their callbacks.
     rounds = 200
