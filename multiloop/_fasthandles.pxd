@@ -62,15 +62,21 @@ cdef extern from *:
         return ml_handle_type != NULL && (Py_IS_TYPE(h, ml_handle_type) || Py_IS_TYPE(h, ml_timer_type));
     }
 
+    /* A new reference to slot i of a handle whose slot no other thread writes now (AttributeError if unset, as
+       Python would say). */
+    static inline PyObject *ml_get_owned(PyObject *h, int i) {
+        PyObject *v = ML_SLOT(h, i);
+        if (v == NULL) { PyErr_SetString(PyExc_AttributeError, ml_member[i]->name); return NULL; }
+        Py_INCREF(v);
+        return v;
+    }
+
     /* A new reference to slot i of a plain handle (AttributeError if unset, as Python would say). */
     static inline PyObject *ml_get(PyObject *h, int i) {
     #ifdef Py_GIL_DISABLED
         return PyMember_GetOne((const char *)h, ml_member[i]);
     #else
-        PyObject *v = ML_SLOT(h, i);
-        if (v == NULL) { PyErr_SetString(PyExc_AttributeError, ml_member[i]->name); return NULL; }
-        Py_INCREF(v);
-        return v;
+        return ml_get_owned(h, i);
     #endif
     }
 
@@ -213,14 +219,16 @@ cdef extern from *:
         return h;
     }
 
-    /* What Handle._run does up to its except clause: context.run(callback, *args). */
-    static PyObject *ml_run(PyObject *h) {
+    /* What Handle._run does up to its except clause: context.run(callback, *args). ``owned``: no other thread
+       can write the handle's slots while it runs (call_soon_threadsafe's handles, whose cancel() waits for a
+       running callback to return: see multiloop._threadsafe_handle), so they are read directly. */
+    static inline PyObject *ml_run_handle(PyObject *h, int owned) {
         PyObject *ctx, *cb = NULL, *args = NULL, *res = NULL;
-        ctx = ml_get(h, ML_CONTEXT);
+        ctx = owned ? ml_get_owned(h, ML_CONTEXT) : ml_get(h, ML_CONTEXT);
         if (ctx == NULL) return NULL;
-        cb = ml_get(h, ML_CALLBACK);
+        cb = owned ? ml_get_owned(h, ML_CALLBACK) : ml_get(h, ML_CALLBACK);
         if (cb == NULL) goto done;
-        args = ml_get(h, ML_ARGS);
+        args = owned ? ml_get_owned(h, ML_ARGS) : ml_get(h, ML_ARGS);
         if (args == NULL) goto done;
         if (!PyTuple_CheckExact(args)) {  /* None once cancelled (by another thread, unsupported): fail, not crash */
             PyObject *t = PySequence_Tuple(args);
@@ -239,6 +247,9 @@ cdef extern from *:
         Py_DECREF(ctx);
         return res;
     }
+
+    static PyObject *ml_run(PyObject *h) { return ml_run_handle(h, 0); }
+    static PyObject *ml_run_threadsafe(PyObject *h) { return ml_run_handle(h, 1); }
 
     /* _cancelled of a handle of a Handle subclass that keeps Handle's slots (call_soon_threadsafe's): the slot is
        at the same offset. */
@@ -318,16 +329,14 @@ cdef extern from *:
         return h;
     }
 
-    /* _runner = v. Free-threaded builds: a canceller reads it under the transition lock, which the loop holds
-       there while it writes; PyMember_SetOne keeps the store and the old value's release safe anyway. */
+    /* _runner = v. Every reader and writer of _runner and _lock holds the transition lock (cancel(),
+       cancelled() and _run() in Python; the compiled runner whenever a canceller may be inside, and always on
+       free-threaded builds), so plain stores are safe; PyMember_SetOne's atomics cost ~150 instructions a
+       handle on 3.14t for nothing. */
     static inline int ml_ts_set_runner(PyObject *h, PyObject *v) {
-    #ifdef Py_GIL_DISABLED
-        return PyMember_SetOne((char *)h, ml_ts_runner, v);
-    #else
         Py_INCREF(v);
         Py_XSETREF(ML_TS_SLOT(h, ml_ts_runner), v);
         return 0;
-    #endif
     }
 
     /* _runner = threading.get_ident() of this thread. */
@@ -340,16 +349,10 @@ cdef extern from *:
         return r;
     }
 
-    /* A new reference to _lock (None when unset). */
+    /* A new reference to _lock (None when unset); under the transition lock, as ml_ts_set_runner. */
     static inline PyObject *ml_ts_get_lock(PyObject *h) {
-    #ifdef Py_GIL_DISABLED
-        PyObject *v = PyMember_GetOne((const char *)h, ml_ts_lock);
-        if (v == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) { PyErr_Clear(); v = Py_NewRef(Py_None); }
-        return v;
-    #else
         PyObject *v = ML_TS_SLOT(h, ml_ts_lock);
         return Py_NewRef(v != NULL ? v : Py_None);
-    #endif
     }
 
     /* The caller holds one reference to h, a call_soon_threadsafe handle that has run or was cancelled. */
@@ -461,6 +464,69 @@ cdef extern from *:
         return ml_deque_popleft_fn(d, NULL);
     }
 
+    /* The threadsafe handles' transition lock (a _thread.lock; see multiloop._threadsafe_handle), which the
+       loop takes twice for every such handle it runs on free-threaded builds. Called by name, acquire() and
+       release() each cost a method lookup and a descriptor call; called through the C functions behind them
+       (read from the lock type's descriptors at import time, as for the deque above) they are the lock's own
+       code. A lock of another type, or methods with calling conventions other than these, keep the calls by
+       name. */
+    typedef PyObject *(*ml_fastcall_kw)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
+    static PyTypeObject *ml_lock_type = NULL;
+    static PyCFunction ml_lock_acquire_fn = NULL, ml_lock_release_fn = NULL;
+    static int ml_lock_acquire_fast = 0;  /* acquire's convention: 1 METH_FASTCALL, 0 METH_VARARGS (+ keywords) */
+    static PyObject *ml_str_acquire = NULL, *ml_str_release = NULL;
+
+    static int ml_init_lock(PyObject *lock) {
+        PyObject *tp = (PyObject *)Py_TYPE(lock);
+        PyCFunction acquire, release;
+        if (ml_str_acquire == NULL) {
+            ml_str_acquire = PyUnicode_InternFromString("acquire");
+            ml_str_release = PyUnicode_InternFromString("release");
+            if (ml_str_acquire == NULL || ml_str_release == NULL) return -1;
+        }
+        release = ml_method_of(tp, "release", METH_NOARGS);
+        acquire = ml_method_of(tp, "acquire", METH_VARARGS | METH_KEYWORDS);
+        ml_lock_acquire_fast = acquire == NULL;
+        if (acquire == NULL) acquire = ml_method_of(tp, "acquire", METH_FASTCALL | METH_KEYWORDS);
+        if (acquire == NULL || release == NULL) return 0;
+        Py_INCREF(tp);
+        ml_lock_acquire_fn = acquire;
+        ml_lock_release_fn = release;
+        ml_lock_type = (PyTypeObject *)tp;
+        return 1;
+    }
+
+    static inline int ml_lock_acquire(PyObject *lock) {
+        PyObject *r;
+        if (ml_lock_type != NULL && Py_IS_TYPE(lock, ml_lock_type)) {
+            if (ml_lock_acquire_fast) {
+                PyObject *no_args[1] = {NULL};
+                r = ((ml_fastcall_kw)(void (*)(void))ml_lock_acquire_fn)(lock, no_args, 0, NULL);
+            } else {
+                PyObject *empty = PyTuple_New(0);  /* the immortal empty tuple: no allocation */
+                if (empty == NULL) return -1;
+                r = ((PyCFunctionWithKeywords)(void (*)(void))ml_lock_acquire_fn)(lock, empty, NULL);
+                Py_DECREF(empty);
+            }
+        } else {
+            r = PyObject_CallMethodNoArgs(lock, ml_str_acquire);
+        }
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+        return 0;
+    }
+
+    static inline int ml_lock_release(PyObject *lock) {
+        PyObject *r;
+        if (ml_lock_type != NULL && Py_IS_TYPE(lock, ml_lock_type))
+            r = ml_lock_release_fn(lock, NULL);
+        else
+            r = PyObject_CallMethodNoArgs(lock, ml_str_release);
+        if (r == NULL) return -1;
+        Py_DECREF(r);
+        return 0;
+    }
+
     /* len() of a container through its type's own slot (the core's ready deque, twice a pass): len() and a
        truth test go through PyObject_Size/PyObject_IsTrue's generic dispatch, ~45 instructions each. */
     static inline Py_ssize_t ml_len(PyObject *o) {
@@ -487,11 +553,15 @@ cdef extern from *:
     int ML_GIL_DISABLED
     object ml_new(object tp, object callback, object args, object loop, object context, object when)
     object ml_run(object h)
+    object ml_run_threadsafe(object h)
     void ml_recycle(object h)
     long ml_code_flags(object f) except? -1
     void ml_fence() noexcept nogil
     Py_ssize_t ml_len(object o) except -1
     bint ml_init_deque(object deque_type)
+    int ml_init_lock(object lock) except -1
+    int ml_lock_acquire(object lock) except -1
+    int ml_lock_release(object lock) except -1
     int ml_deque_append(object d, object x) except -1
     object ml_deque_popleft(object d)
     bint ml_init_threadsafe(object ts_type)

@@ -141,6 +141,9 @@ _UNTRACK_TS = cython.declare(cython.bint, _FAST_TS and _FAST_DEQUE and not ML_GI
 _transition = cython.declare(object, _ts._transition)
 _canceller_inside = cython.declare(list, _ts.CANCELLER_INSIDE)
 _TS_DONE = cython.declare(object, _ts._DONE)
+# Compiled: whether the transition lock's acquire/release are called as C functions (ml_lock_acquire; a lock made
+# after fork() is of the same type). Either way ml_lock_acquire/ml_lock_release take it.
+_FAST_LOCK = cython.declare(cython.bint, cython.compiled and ml_init_lock(_transition) == 1)  # type: ignore[name-defined]  # noqa: F821
 
 #: For the purge of cancelled timers: a C-level test per timer (a Python function here measured slower).
 _is_cancelled = operator.attrgetter("_cancelled")
@@ -452,7 +455,7 @@ def _run_threadsafe(handle: Any) -> None:
     transition = _transition
     take = ML_GIL_DISABLED or _canceller_inside[0] is True  # type: ignore[name-defined]  # noqa: F821
     if take:
-        transition.acquire()
+        ml_lock_acquire(transition)  # type: ignore[name-defined]  # noqa: F821
     cancelled = ml_cancelled_slot(handle)  # type: ignore[name-defined]  # noqa: F821
     if not cancelled:
         if _FAST_TS:
@@ -460,11 +463,11 @@ def _run_threadsafe(handle: Any) -> None:
         else:
             handle._runner = _get_ident()
     if take:
-        transition.release()
+        ml_lock_release(transition)  # type: ignore[name-defined]  # noqa: F821
     if cancelled:
         return
     try:
-        ml_run(handle)  # type: ignore[name-defined]  # noqa: F821
+        ml_run_threadsafe(handle)  # type: ignore[name-defined]  # noqa: F821
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
@@ -472,7 +475,7 @@ def _run_threadsafe(handle: Any) -> None:
     finally:
         take = ML_GIL_DISABLED or _canceller_inside[0] is True  # type: ignore[name-defined]  # noqa: F821
         if take:
-            transition.acquire()
+            ml_lock_acquire(transition)  # type: ignore[name-defined]  # noqa: F821
         if _FAST_TS:
             ml_ts_set_runner(handle, _TS_DONE)  # type: ignore[name-defined]  # noqa: F821
             waiter = ml_ts_get_lock(handle)  # type: ignore[name-defined]  # noqa: F821
@@ -480,7 +483,7 @@ def _run_threadsafe(handle: Any) -> None:
             handle._runner = _TS_DONE
             waiter = handle._lock
         if take:
-            transition.release()
+            ml_lock_release(transition)  # type: ignore[name-defined]  # noqa: F821
         if waiter is not None:
             waiter.release()
 
