@@ -51,5 +51,6 @@ cdef class _CoreState(ReadinessSink):
     cdef _process(self, events)
     cdef _dispatch(self, events)
     cdef int _on_ready(self, int fd, long ev) except -1
+    cdef object _new_timer(self, double when, object callback, tuple args, object context)
 
 cdef _run_threadsafe(object handle)
