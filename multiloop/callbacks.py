@@ -51,7 +51,6 @@ def check_callback(callback: Any, method: str) -> None:
 def checked_function(function: Any, method: str) -> Any:
     """``function`` (a plain Python function) once it is known not to be a coroutine function: the pure build's
     call_soon family remembers it (``LoopCore._checked_function``), so only the first of a run of calls with the
-    same function pays for this call and the flag test."""
-    if function.__code__.co_flags & CORO_FLAGS:
-        check_callback(function, method)  # raises, with the method's name
+    same function pays for this call and the flag test (check_callback's, which raises with the method's name)."""
+    check_callback(function, method)
     return function

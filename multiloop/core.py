@@ -141,9 +141,10 @@ _UNTRACK_TS = cython.declare(cython.bint, _FAST_TS and _FAST_DEQUE and not ML_GI
 _transition = cython.declare(object, _ts._transition)
 _canceller_inside = cython.declare(list, _ts.CANCELLER_INSIDE)
 _TS_DONE = cython.declare(object, _ts._DONE)
-# Compiled: whether the transition lock's acquire/release are called as C functions (ml_lock_acquire; a lock made
-# after fork() is of the same type). Either way ml_lock_acquire/ml_lock_release take it.
-_FAST_LOCK = cython.declare(cython.bint, cython.compiled and ml_init_lock(_transition) == 1)  # type: ignore[name-defined]  # noqa: F821
+if cython.compiled:
+    # The transition lock's acquire/release called as C functions where its type allows (ml_lock_acquire; a lock
+    # made after fork() is of the same type); otherwise ml_lock_acquire/ml_lock_release call them by name.
+    ml_init_lock(_transition)  # type: ignore[name-defined]  # noqa: F821
 
 #: For the purge of cancelled timers: a C-level test per timer (a Python function here measured slower).
 _is_cancelled = operator.attrgetter("_cancelled")
