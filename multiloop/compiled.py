@@ -165,7 +165,11 @@ class _SourcesFirst(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: ModuleType | None = None) -> Any:
         if fullname not in EXTENSION_MODULES:
             return None
-        return importlib.util.spec_from_file_location(fullname, _source(fullname))
+        # Their sources with Cython's compile-time constants folded (multiloop/_pure_loader.py says why).
+        from ._pure_loader import FoldingLoader
+
+        path = str(_source(fullname))
+        return importlib.util.spec_from_file_location(fullname, path, loader=FoldingLoader(fullname, path))
 
 
 def _select() -> tuple[bool, str]:
