@@ -14,7 +14,10 @@ import socket
 import pytest
 
 import multiloop
-from multiloop.kit.harness import open_fds
+from multiloop.kit.harness import open_fds, restore_ctrl_c
+
+# Started in the background with SIGINT ignored, the Ctrl-C tests would wait for their timeout (see there).
+restore_ctrl_c()
 
 
 def backends_under_test() -> list[str]:

@@ -26,6 +26,7 @@ import asyncio
 import gc
 import os
 import re
+import signal
 import socket
 import tempfile
 import threading
@@ -84,6 +85,19 @@ def check(level: str, *, quick: bool = False) -> Callable[[Callable[[Harness], N
         return func
 
     return register
+
+
+def restore_ctrl_c() -> bool:
+    """Give this process Python's own SIGINT handler if it started with SIGINT ignored; True if it did.
+
+    A process started as a background job of a non-interactive shell (``cmd &``, ``nohup``) inherits SIGINT
+    ignored, through tox and pytest, and Python then installs no handler of its own. Tests of Ctrl-C handling
+    (CPython's ``test_runners``, the trio bridge's shutdown tests) raise SIGINT and would wait for a
+    ``KeyboardInterrupt`` that never comes, until their timeout. A test process calls this before them."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        return True
+    return False
 
 
 def open_fds() -> dict[int, str]:

@@ -34,7 +34,6 @@ import inspect
 import json
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -43,6 +42,7 @@ import warnings
 from typing import Any
 
 from multiloop.kit.conformance.conformance_scope import MODULES, NET_APIS, UNIX_APIS, Adapt, parse_scopes
+from multiloop.kit.harness import restore_ctrl_c
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -655,10 +655,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         list_plan(args.backend, modules, scopes)
         return 0
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        # Started from a background job of a non-interactive shell (SIGINT ignored, inherited through tox
-        # and pytest): CPython's Ctrl-C tests (test_runners' test_interrupt_*) need Python's own handler.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    restore_ctrl_c()  # CPython's Ctrl-C tests (test_runners' test_interrupt_*) need Python's own handler
     report = run(args.backend, modules, scopes, args.json, args.pattern, args.per_test_timeout, args.verbose)
     print_report(report)
     bad = any(s.get("failed") or s.get("errors") or s.get("problems") for s in report["modules"].values())

@@ -10,7 +10,10 @@ import gc
 
 import pytest
 
-from multiloop.kit.harness import open_fds
+from multiloop.kit.harness import open_fds, restore_ctrl_c
+
+# test_shutdown raises SIGINT: started in the background with it ignored, it would wait for its timeout.
+restore_ctrl_c()
 
 try:
     import multiloop_trio  # noqa: F401
