@@ -23,8 +23,8 @@ point at the source):
 - ``cython.compiled`` -> ``False``.
 - A module-level ``NAME = <expr>`` or ``NAME = cython.declare(<type>, <expr>)``: if ``<expr>`` used a folded
   constant and itself folds to a bool, and ``NAME`` is bound nowhere else in the module (no other assignment,
-  parameter, import, ``global`` or ``del``), then loads of ``NAME`` fold to that bool. The assignment stays, so
-  the module attribute still exists.
+  parameter, import, ``global`` or ``del``, and no ``import *``), then loads of ``NAME`` fold to that bool.
+  The assignment stays, so the module attribute still exists.
 - ``not`` of a constant; ``and``/``or`` chains with a leading constant (only the leading operands can be folded
   without changing what the expression evaluates or returns); ``x if <constant> else y``;
   ``if <constant>: ... else: ...`` (the dead branch goes; an empty branch becomes ``pass``).
@@ -69,6 +69,8 @@ def _bound_names(tree: ast.AST) -> dict[str, int]:
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 bind(alias.asname or alias.name.split(".")[0])
+                if alias.name == "*":  # could bind any name: fold none
+                    counts["*"] = 2
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             for name in node.names:
                 bind(name, 2)
@@ -158,7 +160,7 @@ def fold(tree: ast.Module) -> ast.Module:
                 value = value.args[1]
             name = new.targets[0].id
             if (folder.folds > before and isinstance(value, ast.Constant) and type(value.value) is bool
-                    and bound.get(name) == 1):
+                    and bound.get(name) == 1 and "*" not in bound):
                 folder.constants[name] = value.value
     tree.body = body
     return ast.fix_missing_locations(tree)

@@ -112,6 +112,7 @@ def test_what_is_folded_and_what_is_not() -> None:
     "_FAST = True\n",
     "for _FAST in (1,):\n    pass\n",
     "import os as _FAST\n",
+    "from os.path import *\n",
 ])
 def test_a_constant_bound_anywhere_else_is_not_folded(rebinding: str) -> None:
     source = "_FAST = cython.declare(cython.bint, cython.compiled and f())\n" + rebinding + \
