@@ -49,7 +49,6 @@ cdef class _CoreState(ReadinessSink):
     cdef double _compute_timeout(self) except? -2.0
     cdef _run_once(self)
     cdef _process(self, events)
-    cdef _dispatch(self, events)
     cdef int _on_ready(self, int fd, long ev) except -1
     cdef object _new_timer(self, double when, object callback, tuple args, object context)
 

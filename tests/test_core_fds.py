@@ -6,6 +6,7 @@ which tests/test_kit_checks.py runs on every backend; closed fds in tests/test_d
 
 from __future__ import annotations
 
+import asyncio
 import os
 import resource
 import socket
@@ -41,6 +42,25 @@ def test_adding_a_second_reader_replaces_and_cancels_the_first(loop, run, socket
         return calls
 
     assert run(main()) == ["second"]
+
+
+@pytest.mark.parametrize("side", ["reader", "writer"])
+def test_a_handle_cancelled_behind_the_loops_back_is_dropped_at_its_next_event_not_run(loop, run, socketpair,
+                                                                                       side):
+    """Stock asyncio's rule: a reader or writer handle cancelled without remove_reader()/remove_writer() loses
+    its registration when its fd is next ready (else a level-triggered wait would report the fd forever), and
+    its callback does not run. Each side alone: the common case, a readable fd, takes a shorter path in the pass."""
+    a, b = socketpair()
+
+    async def main():
+        calls = []
+        getattr(loop, f"add_{side}")(a, calls.append, side)
+        getattr(loop._fdtable, side)(a.fileno()).cancel()
+        b.send(b"x")  # a is readable now, and writable already
+        await asyncio.sleep(0)  # resumed by a pass that waited (with a zero timeout) and saw the event first
+        return calls, a.fileno() in loop._fdtable
+
+    assert run(main()) == ([], False)
 
 
 
