@@ -18,6 +18,9 @@ Facts that shape this module:
   the interpreter's magic number, this folder's version and the SHA-256 of the source. It writes the file
   atomically, and silently skips writing where it cannot (read-only installs, ``PYTHONDONTWRITEBYTECODE``).
 
+Then the methods the module lists in ``_INLINE_WHEN_PURE`` are inlined at their call sites
+(:mod:`multiloop._pure_inliner` says when and how).
+
 What is folded (nothing else is touched, and line numbers stay as they are, so tracebacks and coverage still
 point at the source):
 - ``cython.compiled`` -> ``False``.
@@ -41,8 +44,10 @@ import os
 import sys
 from typing import Any
 
+from ._pure_inliner import inline
+
 #: Bump when the folding changes: cache files written by another version are then ignored.
-FOLDER_VERSION = b"mlpure-1"
+FOLDER_VERSION = b"mlpure-2"
 _CACHE_OPTIMIZATION = "mlpure"
 
 
@@ -167,8 +172,9 @@ def fold(tree: ast.Module) -> ast.Module:
 
 
 def fold_source(source: str | bytes, path: str) -> Any:
-    """The code object of ``source`` (from file ``path``) with the compile-time constants folded."""
-    return compile(fold(ast.parse(source, filename=path)), path, "exec", dont_inherit=True)
+    """The code object of ``source`` (from file ``path``) with the compile-time constants folded, then the
+    methods it lists in ``_INLINE_WHEN_PURE`` inlined (:mod:`multiloop._pure_inliner`)."""
+    return compile(inline(fold(ast.parse(source, filename=path))), path, "exec", dont_inherit=True)
 
 
 def _cache_file(path: str) -> str | None:
