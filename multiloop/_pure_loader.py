@@ -15,7 +15,8 @@ Facts that shape this module:
   installed but the module is not compiled), so the folded code does what the unfolded code would.
 - pip byte-compiles installed ``.py`` files. A loader that only overrode ``source_to_code`` would be handed
   those unfolded ``.pyc`` files. So this loader keeps its own cache file beside them (``opt-mlpure``), keyed by
-  the interpreter's magic number, this folder's version and the SHA-256 of the source. It writes the file
+  the interpreter's magic number, this folder's version, the SHA-256 of the rewriting code (this module and
+  the inliner) and the SHA-256 of the source. It writes the file
   atomically, and silently skips writing where it cannot (read-only installs, ``PYTHONDONTWRITEBYTECODE``).
 
 Then the methods the module lists in ``_INLINE_WHEN_PURE`` are inlined at their call sites
@@ -46,7 +47,8 @@ from typing import Any
 
 from ._pure_inliner import inline
 
-#: Bump when the folding changes: cache files written by another version are then ignored.
+#: Bump when the cache file's layout changes. A change to the folding or the inlining needs no bump: the key
+#: also holds the hash of this module's and the inliner's own sources (see _transform_key).
 FOLDER_VERSION = b"mlpure-2"
 _CACHE_OPTIMIZATION = "mlpure"
 
@@ -177,6 +179,27 @@ def fold_source(source: str | bytes, path: str) -> Any:
     return compile(inline(fold(ast.parse(source, filename=path))), path, "exec", dont_inherit=True)
 
 
+_TRANSFORM_KEY: bytes | None = None
+
+
+def _transform_key() -> bytes:
+    """SHA-256 of the sources that decide what a cached module contains (this module and the inliner), read once
+    per process: an upgrade that changes how modules are rewritten, but not the modules themselves, must not be
+    served the old rewrite. pip does not remove these cache files on upgrade (they are in no RECORD)."""
+    global _TRANSFORM_KEY
+    if _TRANSFORM_KEY is None:
+        from . import _pure_inliner
+        digest = hashlib.sha256()
+        for module_file in (__file__, _pure_inliner.__file__):
+            try:
+                with open(module_file, "rb") as f:
+                    digest.update(f.read())
+            except (OSError, TypeError):  # no source file (a frozen or zip-only install): the version alone
+                digest.update(b"?")
+        _TRANSFORM_KEY = digest.digest()
+    return _TRANSFORM_KEY
+
+
 def _cache_file(path: str) -> str | None:
     try:
         return importlib.util.cache_from_source(path, optimization=_CACHE_OPTIMIZATION)
@@ -190,7 +213,7 @@ class FoldingLoader(importlib.machinery.SourceFileLoader):
     def get_code(self, fullname: str) -> Any:
         path = self.get_filename(fullname)
         source = self.get_data(path)
-        header = importlib.util.MAGIC_NUMBER + FOLDER_VERSION + hashlib.sha256(source).digest()
+        header = importlib.util.MAGIC_NUMBER + FOLDER_VERSION + _transform_key() + hashlib.sha256(source).digest()
         cache = _cache_file(path)
         if cache is not None:
             try:

@@ -230,6 +230,17 @@ def test_cache_is_written_used_and_invalidated(tmp_path: Path, monkeypatch: pyte
     assert cache.read_bytes() == data
     # The ordinary .pyc (pip byte-compiles installs) is never what is loaded.
     assert cache.name.endswith(".opt-mlpure.pyc")
+    # The rewriting code changes (an upgrade of multiloop that left this module as it was): compiled again.
+    monkeypatch.setattr(_pure_loader, "_TRANSFORM_KEY", b"another folder or inliner")
+    assert import_file(path).VALUE == 2 and len(compiles) == 3
+
+
+def test_the_cache_key_covers_the_folder_and_the_inliner() -> None:
+    import hashlib
+
+    from multiloop import _pure_inliner
+    expected = hashlib.sha256(Path(_pure_loader.__file__).read_bytes() + Path(_pure_inliner.__file__).read_bytes())
+    assert _pure_loader._transform_key() == expected.digest()
 
 
 def test_no_cache_written_when_bytecode_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
