@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import copy
+from collections.abc import Callable, Iterator
 from typing import Any
 
 MARKER = "_INLINE_WHEN_PURE"
@@ -53,27 +54,57 @@ def _is_cython_decorator(node: ast.expr) -> bool:
     return isinstance(node, ast.Name) and node.id == "cython"
 
 
+def _params(func: ast.FunctionDef) -> list[ast.arg]:
+    return func.args.posonlyargs + func.args.args
+
+
+def _is_method(func: ast.FunctionDef) -> bool:
+    params = _params(func)
+    return bool(params) and params[0].arg == "self"
+
+
+def _blocks(stmt: ast.stmt) -> Iterator[tuple[Any, str, bool]]:
+    """The statement lists nested in ``stmt`` (none inside a nested scope), as (node holding it, field name,
+    whether it is a loop's body): every walk below goes through here."""
+    if isinstance(stmt, _SCOPES):
+        return
+    for field in ("body", "orelse", "finalbody"):
+        inner = getattr(stmt, field, None)
+        if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+            yield stmt, field, isinstance(stmt, _LOOPS) and field == "body"
+    for item in getattr(stmt, "handlers", None) or getattr(stmt, "cases", None) or []:
+        yield item, "body", False
+
+
+def _map_statements(body: list[ast.stmt], replace: Callable[[ast.stmt], list[ast.stmt] | None]) -> list[ast.stmt]:
+    """``body`` with every statement for which ``replace`` returns a list replaced by that list, in nested blocks
+    too (changed in place); a block left empty gets ``pass``."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        new = replace(stmt)
+        if new is not None:
+            out += new
+            continue
+        for node, field, _ in _blocks(stmt):
+            setattr(node, field, _map_statements(getattr(node, field), replace) or [ast.Pass()])
+        out.append(stmt)
+    return out
+
+
 def _returns_in_loops(body: list[ast.stmt], in_loop: bool = False) -> bool:
     for stmt in body:
         if isinstance(stmt, ast.Return) and in_loop:
             return True
-        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
-            inner = getattr(stmt, field, None)
-            if not isinstance(inner, list):
-                continue
-            nested_loop = in_loop or (isinstance(stmt, _LOOPS) and field == "body")
-            for item in inner:
-                block = item.body if isinstance(item, (ast.ExceptHandler, ast.match_case)) else [item]
-                if _returns_in_loops(block, nested_loop):
-                    return True
+        for node, field, loop_body in _blocks(stmt):
+            if _returns_in_loops(getattr(node, field), in_loop or loop_body):
+                return True
     return False
 
 
 def _why_not(func: ast.FunctionDef) -> str | None:
     """Why ``func`` cannot be inlined, or None if it can."""
     a = func.args
-    params = a.posonlyargs + a.args
-    if not params or params[0].arg != "self":
+    if not _is_method(func):
         return "its first parameter is not self"
     if a.vararg or a.kwarg or a.kwonlyargs or a.defaults or a.kw_defaults:
         return "it takes more than plain positional parameters"
@@ -88,7 +119,7 @@ def _why_not(func: ast.FunctionDef) -> str | None:
 
 
 def _local_names(func: ast.FunctionDef) -> set[str]:
-    names = {p.arg for p in func.args.posonlyargs + func.args.args[1:]}
+    names = {p.arg for p in _params(func)[1:]}
     for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
         if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
             names.add(node.id)
@@ -119,26 +150,21 @@ class _Rename(ast.NodeTransformer):
 def _replace_returns(body: list[ast.stmt], target: str | None, wrapped: bool) -> list[ast.stmt]:
     """``body`` with each ``return v`` turned into ``target = v`` (or ``v`` for its effects) and, when
     ``wrapped``, a ``break`` out of the ``while True`` the caller puts around it."""
-    out: list[ast.stmt] = []
-    for stmt in body:
-        if isinstance(stmt, ast.Return):
-            value = stmt.value if stmt.value is not None else ast.Constant(None)
-            if target is not None:
-                out.append(ast.copy_location(ast.Assign(targets=[ast.Name(target, ast.Store())], value=value), stmt))
-            elif not isinstance(value, (ast.Constant, ast.Name)):
-                out.append(ast.copy_location(ast.Expr(value), stmt))
-            if wrapped:
-                out.append(ast.copy_location(ast.Break(), stmt))
-            continue
-        if not isinstance(stmt, _SCOPES):
-            for field in ("body", "orelse", "finalbody"):
-                inner = getattr(stmt, field, None)
-                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
-                    setattr(stmt, field, _replace_returns(inner, target, wrapped) or [ast.Pass()])
-            for item in getattr(stmt, "handlers", None) or getattr(stmt, "cases", None) or []:
-                item.body = _replace_returns(item.body, target, wrapped) or [ast.Pass()]
-        out.append(stmt)
-    return out
+
+    def replace(stmt: ast.stmt) -> list[ast.stmt] | None:
+        if not isinstance(stmt, ast.Return):
+            return None
+        out: list[ast.stmt] = []
+        value = stmt.value if stmt.value is not None else ast.Constant(None)
+        if target is not None:
+            out.append(ast.copy_location(ast.Assign(targets=[ast.Name(target, ast.Store())], value=value), stmt))
+        elif not isinstance(value, (ast.Constant, ast.Name)):
+            out.append(ast.copy_location(ast.Expr(value), stmt))
+        if wrapped:
+            out.append(ast.copy_location(ast.Break(), stmt))
+        return out
+
+    return _map_statements(body, replace)
 
 
 class Inliner:
@@ -148,16 +174,15 @@ class Inliner:
         self.tree = tree
         self.refused: dict[str, str] = {}  # name -> why it is not inlined
         self.inlined: dict[str, int] = {}  # name -> call sites replaced
+        self.names = _listed_names(tree)
         self.methods: dict[str, ast.FunctionDef] = {}
         defined: dict[str, int] = {}
         for cls in (s for s in tree.body if isinstance(s, ast.ClassDef)):
             for stmt in cls.body:
-                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in self.names:
                     defined[stmt.name] = defined.get(stmt.name, 0) + 1
                     if isinstance(stmt, ast.FunctionDef):
                         self.methods.setdefault(stmt.name, stmt)
-        self.names = _listed_names(tree)
-        self.methods = {name: func for name, func in self.methods.items() if name in self.names}
         for name in self.names:
             func = self.methods.get(name)
             why = ("it is not a method of a class of this module" if func is None
@@ -165,6 +190,8 @@ class Inliner:
             if why is not None:
                 self.refused[name] = why
                 self.methods.pop(name, None)
+        # From the source as written, before run() rewrites any method in place.
+        self._locals = {name: _local_names(func) for name, func in self.methods.items()}
         self._expanded: dict[str, list[ast.stmt]] = {}
         self._expanding: set[str] = set()
 
@@ -195,7 +222,7 @@ class Inliner:
         func = self.methods.get(name)
         if func is None or name in self._expanding or value.keywords \
                 or any(isinstance(a, ast.Starred) for a in value.args) \
-                or len(value.args) != len(func.args.posonlyargs + func.args.args) - 1:
+                or len(value.args) != len(_params(func)) - 1:
             return None
         return name, value.args, target
 
@@ -203,10 +230,10 @@ class Inliner:
         func = self.methods[name]
         prefix = f"_inl_{name}_"
         out: list[ast.stmt] = []
-        for param, arg in zip((func.args.posonlyargs + func.args.args)[1:], args, strict=True):
+        for param, arg in zip(_params(func)[1:], args, strict=True):
             out.append(ast.copy_location(ast.Assign(targets=[ast.Name(prefix + param.arg, ast.Store())], value=arg),
                                          stmt))
-        body = [_Rename(_local_names(func), prefix).visit(copy.deepcopy(s)) for s in self._body_of(name)]
+        body = [_Rename(self._locals[name], prefix).visit(copy.deepcopy(s)) for s in self._body_of(name)]
         returns = [n for s in body for n in ast.walk(s) if isinstance(n, ast.Return)]
         if not returns or (len(returns) == 1 and body[-1] is returns[0]):
             out += _replace_returns(body, target, wrapped=False)
@@ -222,29 +249,18 @@ class Inliner:
         return out
 
     def _statements(self, body: list[ast.stmt]) -> list[ast.stmt]:
-        out: list[ast.stmt] = []
-        for stmt in body:
+        def replace(stmt: ast.stmt) -> list[ast.stmt] | None:
             call = self._call(stmt)
-            if call is not None:
-                out += self._expand(stmt, *call)
-                continue
-            if not isinstance(stmt, _SCOPES):
-                for field in ("body", "orelse", "finalbody"):
-                    inner = getattr(stmt, field, None)
-                    if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
-                        setattr(stmt, field, self._statements(inner))
-                for item in getattr(stmt, "handlers", None) or getattr(stmt, "cases", None) or []:
-                    item.body = self._statements(item.body)
-            out.append(stmt)
-        return out
+            return None if call is None else self._expand(stmt, *call)
+
+        return _map_statements(body, replace)
 
     def run(self) -> ast.Module:
         if not self.methods:
             return self.tree
         for cls in (s for s in self.tree.body if isinstance(s, ast.ClassDef)):
             for stmt in cls.body:
-                if isinstance(stmt, ast.FunctionDef) and (stmt.args.posonlyargs + stmt.args.args)[:1] \
-                        and (stmt.args.posonlyargs + stmt.args.args)[0].arg == "self":
+                if isinstance(stmt, ast.FunctionDef) and _is_method(stmt):
                     stmt.body = self._statements(stmt.body)
         return ast.fix_missing_locations(self.tree)
 

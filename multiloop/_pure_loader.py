@@ -45,7 +45,7 @@ import os
 import sys
 from typing import Any
 
-from ._pure_inliner import inline
+from . import _pure_inliner
 
 #: Bump when the cache file's layout changes. A change to the folding or the inlining needs no bump: the key
 #: also holds the hash of this module's and the inliner's own sources (see _transform_key).
@@ -176,7 +176,7 @@ def fold(tree: ast.Module) -> ast.Module:
 def fold_source(source: str | bytes, path: str) -> Any:
     """The code object of ``source`` (from file ``path``) with the compile-time constants folded, then the
     methods it lists in ``_INLINE_WHEN_PURE`` inlined (:mod:`multiloop._pure_inliner`)."""
-    return compile(inline(fold(ast.parse(source, filename=path))), path, "exec", dont_inherit=True)
+    return compile(_pure_inliner.inline(fold(ast.parse(source, filename=path))), path, "exec", dont_inherit=True)
 
 
 _TRANSFORM_KEY: bytes | None = None
@@ -188,7 +188,6 @@ def _transform_key() -> bytes:
     served the old rewrite. pip does not remove these cache files on upgrade (they are in no RECORD)."""
     global _TRANSFORM_KEY
     if _TRANSFORM_KEY is None:
-        from . import _pure_inliner
         digest = hashlib.sha256()
         for module_file in (__file__, _pure_inliner.__file__):
             try:
