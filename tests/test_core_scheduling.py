@@ -47,6 +47,21 @@ def test_call_soon_passes_args_and_context(loop):
     assert seen == [(1, 2, "inner")]
 
 
+def test_a_context_that_is_not_a_context_fails_that_callback_only_and_is_reported(loop):
+    # The loop runs a handle with contextvars.Context.run (pure) or PyContext_Enter (compiled), both of which
+    # take only a real Context; stock asyncio fails the same callback with an AttributeError instead.
+    seen, reported = [], []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    loop.call_soon(seen.append, "never", context=object())
+    loop.call_soon(seen.append, "next")
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == ["next"]
+    assert len(reported) == 1
+    assert isinstance(reported[0]["exception"], TypeError)
+    assert "Context" in str(reported[0]["exception"])
+
+
 def test_cancelled_handle_does_not_run(loop):
     seen = []
     handle = loop.call_soon(seen.append, "no")
