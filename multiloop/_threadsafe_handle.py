@@ -29,7 +29,8 @@ with the same guarantee and no lock per handle:
   Python call, ~100 instructions, twice per handle): with a GIL its section is C code that no other thread can
   interrupt, so it needs the lock only while a canceller is inside. A canceller that holds the lock but has not
   raised the flag yet, or has lowered it, is not touching the handle; either order of the two sections is one
-  the lock would also allow. Free-threaded builds always take the lock.
+  the lock would also allow. Free-threaded builds always take the lock, as the ``PyMutex`` inside it where its
+  layout checks out (``ml_init_lock``): its ``acquire()`` parses arguments on every call.
 The core builds these handles without calling ``__init__`` outside debug mode (as it does plain handles), so
 it sets ``_lock`` and ``_runner`` to None itself; ``tests/test_threadsafe_handle.py`` checks that shape. The
 compiled core runs them with its own copy of ``_run`` (``core._run_threadsafe``: the same protocol, the

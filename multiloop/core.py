@@ -145,10 +145,10 @@ _UNTRACK_TS = cython.declare(cython.bint, _FAST_TS and _FAST_DEQUE and not ML_GI
 _transition = cython.declare(object, _ts._transition)
 _canceller_inside = cython.declare(list, _ts.CANCELLER_INSIDE)
 _TS_DONE = cython.declare(object, _ts._DONE)
-if cython.compiled:
-    # The transition lock's acquire/release called as C functions where its type allows (ml_lock_acquire; a lock
-    # made after fork() is of the same type); otherwise ml_lock_acquire/ml_lock_release call them by name.
-    ml_init_lock(_transition)  # type: ignore[name-defined]  # noqa: F821
+# Compiled: how the runner takes the transition lock (ml_init_lock in _fasthandles.pxd): 2, as the PyMutex inside
+# it (free-threaded builds, its layout checked); 1, its acquire/release as C functions; 0, by name. A lock made
+# after fork() is of the same type. tests/test_threadsafe_handle.py checks which one each build gets.
+TRANSITION_LOCK_PATH = ml_init_lock(_transition) if cython.compiled else 0  # type: ignore[name-defined]  # noqa: F821
 
 # The pure build's loader copies these methods' bodies into their callers in this module (``self.m(...)`` as a
 # statement or ``x = self.m(...)``): a pass is then one Python frame, not four (see multiloop._pure_inliner:

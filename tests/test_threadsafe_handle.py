@@ -277,3 +277,24 @@ def test_the_runner_waits_while_a_canceller_is_inside_its_section(loop):
         transition.release()
     t.join(10)
     assert ran.is_set() and handle._runner == _threadsafe_handle._DONE
+
+
+def test_the_compiled_runner_takes_the_transition_lock_as_this_build_allows():
+    # Free-threaded 3.13+ compiled builds: the runner takes the lock as the PyMutex inside _thread.lock, a private
+    # layout that ml_init_lock (_fasthandles.pxd) checks at import. If a release changes it, this fails (and the
+    # runner has fallen back to calling acquire()/release(), which is correct but slower).
+    import sysconfig
+
+    from multiloop import compiled, core
+
+    if not compiled.ACTIVE:
+        assert core.TRANSITION_LOCK_PATH == 0
+    elif sysconfig.get_config_var("Py_GIL_DISABLED") and sys.version_info >= (3, 13):
+        assert core.TRANSITION_LOCK_PATH == 2
+    else:
+        assert core.TRANSITION_LOCK_PATH == 1
+    # Whichever way, the lock is left as it was found: free, and usable by name.
+    lock = _threadsafe_handle._transition
+    assert not lock.locked()
+    assert lock.acquire(blocking=False)
+    lock.release()
