@@ -77,6 +77,35 @@ def test_only_selects_benchmarks_and_json_to_stdout():
     assert [b["name"] for b in data["benchmarks"]] == ["call_soon", "timers"]
 
 
+def test_stock_asyncio_on_another_selector_is_measured_only_when_named():
+    # The like-for-like reference for the poll and select backends (harness.STOCK_ON_SELECTOR).
+    default_loops = [c.name for c in harness.select_columns(None)[0]]
+    assert not set(harness.STOCK_ON_SELECTOR) & set(default_loops)
+    listing = _run_cli("--list")
+    assert listing.returncode == 0, listing.stderr
+    assert "only when named in --backends: asyncio-poll, asyncio-select" in listing.stdout
+    proc = _run_cli(*TINY, "--backends", "asyncio-poll", "--only", "fd_pingpong", "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["meta"]["loops"] == ["asyncio", "asyncio-poll"]
+    cell = next(r for r in data["results"] if r["loop"] == "asyncio-poll")
+    assert cell["error"] is None and cell["skipped"] is None, cell
+    _check_ok_cell(cell)
+
+
+def test_the_stock_loop_on_another_selector_really_uses_it():
+    import selectors
+
+    for name, selector_class in harness.STOCK_ON_SELECTOR.items():
+        (column,) = [c for c in harness.available_columns(opt_in=[name])[0] if c.name == name]
+
+        async def which_selector():
+            import asyncio
+            return type(asyncio.get_running_loop()._selector)  # the stock loop's private attribute, a probe only
+
+        assert column.runner(which_selector) is getattr(selectors, selector_class)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--only", "no_such_benchmark"], "unknown benchmark"),
     (["--backends", "no_such_loop"], "cannot benchmark no_such_loop"),

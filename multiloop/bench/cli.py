@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from . import echo, micro, netops
-from .harness import Benchmark, format_tables, run_suite, select_columns
+from .harness import STOCK_ON_SELECTOR, Benchmark, format_tables, run_suite, select_columns
 
 #: Workloads that need ``--only`` to run (a variant of another one).
 _OPTIONAL = {"unix_echo_streams"}
@@ -46,7 +46,9 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
                    help="samples 1/4 as long, 3 rounds, 500 idle connections (a smoke test: under a minute)")
     p.add_argument("--backends", metavar="NAMES",
                    help="comma-separated loops to compare with stock asyncio: multiloop backend names, "
-                        "'trio-asyncio', 'uvloop' (default: all available)")
+                        "'trio-asyncio', 'uvloop', and stock asyncio on another selector, 'asyncio-poll' or "
+                        "'asyncio-select' (only when named: the like-for-like reference for the poll and select "
+                        "backends) (default: all available)")
     p.add_argument("--only", metavar="NAMES", help="comma-separated benchmark names (default: all)")
     p.add_argument("--skip", metavar="NAMES", help="comma-separated benchmark names to leave out")
     p.add_argument("--repeat", type=int, metavar="N", help="interleaved rounds per benchmark (default 5, quick 3)")
@@ -92,6 +94,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m multiloop ben
             extra = "" if b.default else "  (only with --only)"
             print(f"{b.name:<22} {b.unit:<16} {b.group:<5} {b.clock}{extra}")
         print("loops:", ", ".join(c.name for c in columns))
+        named = {c.name for c in columns}
+        extra_loops = [n for n in STOCK_ON_SELECTOR if n not in named]
+        if extra_loops:
+            print(f"  only when named in --backends: {', '.join(extra_loops)}")
         for name, why in missing.items():
             print(f"  not available: {name}: {why}")
         return 0

@@ -24,6 +24,7 @@ import gc
 import os
 import platform
 import resource
+import selectors
 import statistics
 import sys
 import time
@@ -205,8 +206,22 @@ def _trio_asyncio_runner() -> Callable[..., Any]:
     return run
 
 
-def available_columns() -> tuple[list[Column], dict[str, str]]:
-    """Every loop we could measure here (baseline first), and {name: why not} for the rest."""
+#: Stock asyncio on a selector other than its default, measured only when named in ``--backends``. They are the
+#: like-for-like reference for multiloop's ``poll`` and ``select`` backends: those make the syscall their name
+#: says, whose cost per wait grows with the registered fds, while the baseline (stock's default) uses epoll
+#: where it exists. Compare ``poll`` with ``asyncio-poll`` in the same run for the loop's own share.
+STOCK_ON_SELECTOR = {"asyncio-poll": "PollSelector", "asyncio-select": "SelectSelector"}
+
+
+def _stock_on_selector(selector_class: str) -> Callable[..., Any]:
+    def factory() -> asyncio.AbstractEventLoop:
+        return asyncio.SelectorEventLoop(getattr(selectors, selector_class)())
+    return _run_with_factory(factory)
+
+
+def available_columns(opt_in: Sequence[str] = ()) -> tuple[list[Column], dict[str, str]]:
+    """Every loop we could measure here (baseline first), and {name: why not} for the rest. ``opt_in``: names
+    of loops measured only when asked for (:data:`STOCK_ON_SELECTOR`)."""
     import multiloop
 
     columns = [Column(BASELINE, "stock", _run_with_factory(asyncio.new_event_loop))]
@@ -225,15 +240,23 @@ def available_columns() -> tuple[list[Column], dict[str, str]]:
         columns.append(Column("uvloop", "reference", _run_with_factory(uvloop.new_event_loop)))
     except ImportError as exc:
         missing["uvloop"] = f"not installed ({exc})"
+    for name in opt_in:
+        selector_class = STOCK_ON_SELECTOR.get(name)
+        if selector_class is None:
+            continue
+        if hasattr(selectors, selector_class):
+            columns.append(Column(name, "reference", _stock_on_selector(selector_class)))
+        else:
+            missing[name] = f"selectors.{selector_class} does not exist on this platform"
     return columns, missing
 
 
 def select_columns(spec: str | None) -> tuple[list[Column], dict[str, str]]:
     """``spec``: None/"all" for everything available, else comma-separated names (the baseline is always in)."""
-    columns, missing = available_columns()
-    if not spec or spec == "all":
+    wanted = [] if not spec or spec == "all" else [name.strip() for name in spec.split(",") if name.strip()]
+    columns, missing = available_columns(opt_in=wanted)
+    if not wanted:
         return columns, missing
-    wanted = [s.strip() for s in spec.split(",") if s.strip()]
     by_name = {c.name: c for c in columns}
     unknown = [w for w in wanted if w not in by_name and w != BASELINE]
     if unknown:
