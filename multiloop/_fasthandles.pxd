@@ -542,14 +542,14 @@ cdef extern from *:
 
     static inline int ml_lock_acquire(PyObject *lock) {
         PyObject *r;
-    #if ML_LOCK_CAN_BE_MUTEX
         /* The type test every time: a forked child replaces the lock (with one of the same type). */
-        if (ml_lock_is_mutex && Py_IS_TYPE(lock, ml_lock_type)) {
-            PyMutex_Lock(&((ml_lockobject *)lock)->lock);
-            return 0;
-        }
-    #endif
         if (ml_lock_type != NULL && Py_IS_TYPE(lock, ml_lock_type)) {
+    #if ML_LOCK_CAN_BE_MUTEX
+            if (ml_lock_is_mutex) {
+                PyMutex_Lock(&((ml_lockobject *)lock)->lock);
+                return 0;
+            }
+    #endif
             if (ml_lock_acquire_fast) {
                 PyObject *no_args[1] = {NULL};
                 r = ((ml_fastcall_kw)(void (*)(void))ml_lock_acquire_fn)(lock, no_args, 0, NULL);
@@ -569,16 +569,17 @@ cdef extern from *:
 
     static inline int ml_lock_release(PyObject *lock) {
         PyObject *r;
+        if (ml_lock_type != NULL && Py_IS_TYPE(lock, ml_lock_type)) {
     #if ML_LOCK_CAN_BE_MUTEX
-        if (ml_lock_is_mutex && Py_IS_TYPE(lock, ml_lock_type)) {
-            PyMutex_Unlock(&((ml_lockobject *)lock)->lock);
-            return 0;
-        }
+            if (ml_lock_is_mutex) {
+                PyMutex_Unlock(&((ml_lockobject *)lock)->lock);
+                return 0;
+            }
     #endif
-        if (ml_lock_type != NULL && Py_IS_TYPE(lock, ml_lock_type))
             r = ml_lock_release_fn(lock, NULL);
-        else
+        } else {
             r = PyObject_CallMethodNoArgs(lock, ml_str_release);
+        }
         if (r == NULL) return -1;
         Py_DECREF(r);
         return 0;
