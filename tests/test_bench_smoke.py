@@ -134,6 +134,50 @@ def test_run_suite_in_process_every_core_benchmark():
     json.dumps(suite.to_json())  # serialisable
 
 
+def test_echo_rows_report_exact_thread_cpu_and_what_the_client_did():
+    # An echo cell carries the server thread's user+sys CPU per request next to the sampled user CPU, and the
+    # load generator's CPU time and waits, which say whether the row's wall-clock rate is the client's.
+    backend = _backend()
+    proc = _run_cli(*TINY, "--backends", backend, "--only", "tcp_echo_protocol", "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    cells = {r["loop"]: r for r in data["results"]}
+    for loop, cell in cells.items():
+        if cell["skipped"] is not None:
+            continue
+        assert cell["error"] is None, cell
+        for s in cell["samples"]:
+            assert s["loop_cpu"] > 0  # (loop_user, tick-sampled and read a moment apart, may even exceed it)
+            assert 0 < s["peer_cpu"] and s["peer_waits"] > 0
+        assert cell["peer_busy_median"] > 0
+        # Every wait of the client returns at least one reply or write readiness: never more than 2 per request.
+        assert 0 < cell["peer_waits_per_op_median"] <= 2.0
+        if loop != "asyncio":
+            assert cell["thread_cpu_ratio_min"] <= cell["thread_cpu_ratio_median"] <= cell["thread_cpu_ratio_max"]
+    table = _run_cli(*TINY, "--backends", backend, "--only", "tcp_echo_protocol")
+    assert table.returncode == 0, table.stderr
+    assert "tcp_echo_protocol (thread CPU/op)" in table.stdout
+    assert "Load generator" in table.stdout
+
+
+def _sample(peer_cpu: float, wall: float = 1.0, ops: int = 100) -> harness.Sample:
+    return harness.Sample(ops=ops, wall=wall, user=0.1, sys=0.1, loop_user=0.1, loop_cpu=0.2, peer_cpu=peer_cpu,
+                          peer_waits=ops // 2)
+
+
+@pytest.mark.parametrize("busy, bound", [([0.95, 0.91, 0.5], True), ([0.95, 0.5, 0.4], False), ([0.9], True)])
+def test_a_row_is_marked_client_bound_by_its_median_sample(busy, bound):
+    cell = harness.Result("tcp_echo_protocol", "x", 100, "requests", samples=[_sample(b) for b in busy])
+    assert cell.has_peer and cell.peer_bound is bound
+    assert cell.summary()["peer_waits_per_op_median"] == 0.5
+
+
+def test_a_benchmark_without_a_load_generator_has_no_client_figures():
+    cell = harness.Result("call_soon", "x", 100, "callbacks", samples=[_sample(0.0)])
+    assert not cell.has_peer and not cell.peer_bound
+    assert "peer_busy_median" not in cell.summary()
+
+
 def test_a_benchmark_that_cannot_run_is_skipped_with_its_reason():
     async def not_here(n: int) -> harness.Sample:
         raise harness.Skip("not implemented on this loop")
@@ -225,3 +269,5 @@ def test_echo_client_counts_an_echo_that_differs_from_what_it_sent(corrupt):
         listener.close()
     assert result["requests"] == 3
     assert result["mismatches"] == (1 if corrupt else 0)
+    # It also reports its own CPU time and its waits: at least one per request (a reply must arrive).
+    assert 0 < result["cpu"] and result["waits"] >= 3

@@ -22,7 +22,9 @@ def _rows(doc: dict[str, Any]) -> tuple[list[str], list[str], dict[tuple[str, st
     for bench in doc["benchmarks"]:
         name = bench["name"]
         cells = {r["loop"]: r for r in doc["results"] if r["benchmark"] == name}
-        kinds = [("ratio", name)] + ([("cpu_ratio", f"{name} (user CPU/op)")] if bench.get("report_cpu") else [])
+        kinds = [("ratio", name)]
+        if bench.get("report_cpu"):
+            kinds += [("cpu_ratio", f"{name} (user CPU/op)"), ("thread_cpu_ratio", f"{name} (thread CPU/op)")]
         for key, label in kinds:
             found = False
             for loop in loops:

@@ -4,8 +4,12 @@ The server runs in the loop under test; the load comes from :mod:`multiloop.benc
 process (same client for every loop; see its docstring for why). A sample is one job of ``n`` requests:
 timed from handing the job to the client until its answer, with the *server loop thread's* user CPU over
 the same window (``RUSAGE_THREAD`` on Linux). The rate is requests/s; the CPU table reports user CPU per
-request, which is what a loop can change (kernel time is the same syscalls for everyone). The client checks
-every echoed byte; a sample with a wrong byte fails its cell.
+request, which is what a loop's own code costs, and the thread's user+sys CPU per request: Linux splits a thread's
+CPU time into user and sys by sampling clock ticks, so on an echo server (mostly sys time) one sample's user
+figure can be off by half, while user+sys is exact and also counts the syscalls a loop chooses to make. The client
+reports its own CPU time and wake-ups, which tell whether a row's rate is the client's (see
+:mod:`multiloop.bench.echo_client`). The client checks every echoed byte; a sample with a wrong byte fails its
+cell.
 
 While a loop's ``create_server`` raises NotImplementedError (networking not merged yet), its cells are
 skipped with that reason rather than failing.
@@ -112,7 +116,7 @@ async def _drive(job: dict[str, Any]) -> Sample:
     t.join()
     verify(result["requests"] == job["requests"], f"{result['requests']} of {job['requests']} requests echoed")
     verify(result["mismatches"] == 0, f"{result['mismatches']} echoed chunks differ from what was sent")
-    return sw.sample(int(result["requests"]))
+    return sw.sample(int(result["requests"]), peer_cpu=float(result["cpu"]), peer_waits=int(result["waits"]))
 
 
 class _EchoProtocol(asyncio.Protocol):

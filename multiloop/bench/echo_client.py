@@ -8,6 +8,11 @@ every column: non-blocking sockets on the platform's default selector, ``conns``
 connection), until ``requests`` echoes have come back in total. Every echoed byte is compared with what was
 sent (each request carries its own number, so a lost, repeated or reordered chunk is caught).
 
+It also reports its own CPU time and how many times it waited (``select`` calls) during the job. On a machine
+with few cores the client can be the bottleneck: then the wall-clock rate is the client's, and a server that
+answers each request sooner hands the client fewer replies per wake-up, so more wake-ups (and more client CPU)
+per request and a *lower* rate. These two numbers show when that is what a row measures.
+
 Protocol: one JSON object per line on stdin (a job, or ``{"ping": true}`` to check the process is up), one
 JSON line on stdout per job (the result). EOF on stdin ends the process. Runs as a script (``python -I``).
 """
@@ -52,7 +57,8 @@ def run_job(job: dict) -> dict:
     # rows measure the client more than the server.
     rview = memoryview(bytearray(262144))
     t0 = time.perf_counter()
-    mismatches = 0
+    c0 = time.process_time()
+    mismatches = waits = 0
     try:
         for _ in range(conns):
             s = socket.socket(family, socket.SOCK_STREAM)
@@ -68,6 +74,7 @@ def run_job(job: dict) -> dict:
                 sent += 1
                 sel.register(c.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, c)
         while done < total:
+            waits += 1
             for key, events in sel.select(30.0) or _timeout():
                 c = key.data
                 if events & selectors.EVENT_WRITE and c.out:
@@ -98,11 +105,12 @@ def run_job(job: dict) -> dict:
                 else:
                     sel.unregister(c.sock)
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
     finally:
         sel.close()
         for c in clients:
             c.sock.close()
-    return {"requests": done, "wall": wall, "mismatches": mismatches}
+    return {"requests": done, "wall": wall, "mismatches": mismatches, "cpu": cpu, "waits": waits}
 
 
 def _timeout() -> list:

@@ -38,6 +38,8 @@ SAMPLE_TIMEOUT = 60.0
 # granularity vanish, short enough that a full run stays under a minute.
 TARGET_SECONDS = {"core": 0.08, "io": 0.2}
 _RUSAGE_WHO = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+# A load generator busy for this share of a sample's wall time is the bottleneck of that sample.
+PEER_BOUND = 0.9
 
 
 class Skip(Exception):
@@ -59,7 +61,9 @@ class Sample:
     """One timed run: ``ops`` operations in ``wall`` seconds; CPU seconds of the whole process
     (``user``/``sys``), of the loop's own thread (``loop_cpu``, user+sys, exact: CLOCK_THREAD_CPUTIME_ID)
     and the user part of that (``loop_user``: Linux RUSAGE_THREAD, else the whole process; the kernel splits
-    user/sys by sampling ticks, which is why samples are made long enough)."""
+    user/sys by sampling ticks, which is why samples are made long enough). Benchmarks that drive the loop from
+    a separate load generator (the echo client) also record that process's CPU seconds (``peer_cpu``) and how
+    many times it waited for the server (``peer_waits``) over the sample; 0 for the others."""
 
     ops: int
     wall: float
@@ -67,6 +71,8 @@ class Sample:
     sys: float
     loop_user: float
     loop_cpu: float
+    peer_cpu: float = 0.0
+    peer_waits: int = 0
 
     @property
     def rate(self) -> float:
@@ -84,6 +90,15 @@ class Sample:
     @property
     def loop_user_per_op(self) -> float:
         return self.loop_user / self.ops if self.ops else float("nan")
+
+    @property
+    def loop_cpu_per_op(self) -> float:
+        return self.loop_cpu / self.ops if self.ops else float("nan")
+
+    @property
+    def peer_busy(self) -> float:
+        """The load generator's CPU time as a share of the sample's wall time (1.0: it never waited)."""
+        return self.peer_cpu / self.wall if self.wall > 0 else float("nan")
 
 
 class Stopwatch:
@@ -109,9 +124,9 @@ class Stopwatch:
         self.loop_user = th1 - self._th0
         self.loop_cpu = c1 - self._c0
 
-    def sample(self, ops: int) -> Sample:
+    def sample(self, ops: int, *, peer_cpu: float = 0.0, peer_waits: int = 0) -> Sample:
         return Sample(ops=ops, wall=self.wall, user=self.user, sys=self.sys, loop_user=self.loop_user,
-                      loop_cpu=self.loop_cpu)
+                      loop_cpu=self.loop_cpu, peer_cpu=peer_cpu, peer_waits=peer_waits)
 
 
 BenchFunc = Callable[[int], Awaitable[Sample]]
@@ -130,7 +145,8 @@ class Benchmark:
     unit: str
     description: str
     group: str = "core"  # "core" or "io"
-    # I/O benchmarks also report the loop thread's user CPU per operation (kernel time is the same for every loop).
+    # I/O benchmarks also report the loop thread's CPU per operation: its user part (what the loop's own code
+    # costs, but sampled by the kernel's ticks) and user+sys (exact, and it includes the syscalls the loop chose).
     report_cpu: bool = False
     # Part of a plain ``python -m multiloop bench`` run (others only with --only).
     default: bool = True
@@ -276,13 +292,25 @@ class Result:
     clock: str = "wall"
     samples: list[Sample] = dataclasses.field(default_factory=list)
     ratios: list[float] = dataclasses.field(default_factory=list)  # per round, vs the baseline of that round
-    cpu_ratios: list[float] = dataclasses.field(default_factory=list)  # baseline CPU/op over ours, per round
+    cpu_ratios: list[float] = dataclasses.field(default_factory=list)  # baseline user CPU/op over ours, per round
+    thread_cpu_ratios: list[float] = dataclasses.field(default_factory=list)  # the same for user+sys CPU/op
     skipped: str | None = None
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return bool(self.samples) and self.skipped is None and self.error is None
+
+    @property
+    def has_peer(self) -> bool:
+        """Whether the samples carry the load generator's figures (a benchmark with a separate client)."""
+        return bool(self.samples) and all(s.peer_cpu > 0 for s in self.samples)
+
+    @property
+    def peer_bound(self) -> bool:
+        """The load generator was busy for at least :data:`PEER_BOUND` of the wall time in the median sample:
+        the wall-clock rate is then mostly the client's speed, not the server's."""
+        return self.has_peer and statistics.median(s.peer_busy for s in self.samples) >= PEER_BOUND
 
     def summary(self) -> dict[str, Any]:
         d: dict[str, Any] = {"benchmark": self.benchmark, "loop": self.loop, "n": self.n, "unit": self.unit,
@@ -300,6 +328,13 @@ class Result:
             if self.cpu_ratios:
                 d.update(cpu_ratio_median=statistics.median(self.cpu_ratios), cpu_ratio_min=min(self.cpu_ratios),
                          cpu_ratio_max=max(self.cpu_ratios))
+            if self.thread_cpu_ratios:
+                d.update(thread_cpu_ratio_median=statistics.median(self.thread_cpu_ratios),
+                         thread_cpu_ratio_min=min(self.thread_cpu_ratios),
+                         thread_cpu_ratio_max=max(self.thread_cpu_ratios))
+            if self.has_peer:
+                d["peer_busy_median"] = statistics.median(s.peer_busy for s in self.samples)
+                d["peer_waits_per_op_median"] = statistics.median(s.peer_waits / s.ops for s in self.samples)
         d["samples"] = [dataclasses.asdict(s) for s in self.samples]
         return d
 
@@ -457,6 +492,8 @@ def run_suite(benchmarks: Sequence[Benchmark], columns: Sequence[Column], *, rep
                     cells[name].ratios.append(s.metric(bclock) / base.metric(bclock))
                     if s.loop_user > 0 and base.loop_user > 0:
                         cells[name].cpu_ratios.append(base.loop_user_per_op / s.loop_user_per_op)
+                    if s.loop_cpu > 0 and base.loop_cpu > 0:
+                        cells[name].thread_cpu_ratios.append(base.loop_cpu_per_op / s.loop_cpu_per_op)
         if progress is not None:
             progress(_progress_line(bench, columns, cells))
     return SuiteResult(columns=names, missing=dict(missing or {}), benchmarks=list(benchmarks), results=results,
@@ -519,38 +556,57 @@ def format_tables(suite: SuiteResult) -> str:
             return "ERROR" + note(f"error: {cell.error}")
         return None
 
-    ratio_rows, rate_rows = [], []
+    ratio_rows, rate_rows, peer_rows = [], [], []
     for b in suite.benchmarks:
         clock = suite.results[(b.name, cols[0])].clock
-        rr, cr, ar = [b.name, clock], [f"{b.name} (user CPU/op)", "cpu"], [b.name, clock]
+        rr, ar, pr = [b.name, clock], [b.name, clock], [b.name]
+        cr, tr = [f"{b.name} (user CPU/op)", "cpu"], [f"{b.name} (thread CPU/op)", "cpu"]
         for c in cols:
             cell = suite.results[(b.name, c)]
             bad = blocked(cell)
             if bad is not None:
-                rr.append(bad)
-                ar.append(bad)
-                cr.append(bad)
+                for row in (rr, ar, cr, tr, pr):
+                    row.append(bad)
                 continue
             rate = fmt_rate(statistics.median(s.metric(cell.clock) for s in cell.samples), b.bytes_per_op)
-            cpu_us = statistics.median(s.loop_user_per_op for s in cell.samples) * 1e6
-            ar.append(f"{rate} {cpu_us:.1f}us" if b.report_cpu else rate)
+            user_us = statistics.median(s.loop_user_per_op for s in cell.samples) * 1e6
+            cpu_us = statistics.median(s.loop_cpu_per_op for s in cell.samples) * 1e6
+            ar.append(f"{rate} {user_us:.1f}/{cpu_us:.1f}us" if b.report_cpu else rate)
+            if cell.has_peer:
+                busy = statistics.median(s.peer_busy for s in cell.samples)
+                waits = statistics.median(s.peer_waits / s.ops for s in cell.samples)
+                pr.append(f"{busy:.0%} {waits:.2f}{' *' if cell.peer_bound else ''}")
+            else:
+                pr.append("n/a")
             if c == BASELINE:
                 rr.append(rate)
-                cr.append(f"{cpu_us:.1f}us")
+                cr.append(f"{user_us:.1f}us")
+                tr.append(f"{cpu_us:.1f}us")
             else:
                 rr.append(_spread(cell.ratios) if cell.ratios else "n/a")
                 cr.append(_spread(cell.cpu_ratios) if cell.cpu_ratios else "n/a")
+                tr.append(_spread(cell.thread_cpu_ratios) if cell.thread_cpu_ratios else "n/a")
         ratio_rows.append(rr)
         if b.report_cpu:
-            ratio_rows.append(cr)
+            ratio_rows += [cr, tr]
         rate_rows.append(ar)
+        if any(suite.results[(b.name, c)].has_peer for c in cols):
+            peer_rows.append(pr)
     out = [f"Ratio vs stock asyncio: median over {suite.repeat} interleaved rounds [lowest-highest round]; "
            f">1 = better. The {BASELINE} column shows its own rate.",
            "clock: 'cpu' = operations per second of loop-thread CPU time, 'wall' = per elapsed second; "
-           "'user CPU/op' rows: the server loop thread's user CPU per operation, asyncio's over this loop's.",
+           "'user CPU/op' rows: the server loop thread's user CPU per operation, asyncio's over this loop's "
+           "(the kernel splits user from sys by sampling ticks: read it over many rounds); 'thread CPU/op': "
+           "the same for user+sys, exact (it includes the syscalls the loop makes).",
            _table(["benchmark", "clock", *cols], ratio_rows), "",
-           "Rates (median per second; I/O: and the server loop thread's user CPU per operation)",
+           "Rates (median per second; I/O: and the server loop thread's user / user+sys CPU per operation)",
            _table(["benchmark", "clock", *cols], rate_rows)]
+    if peer_rows:
+        out += ["", f"Load generator (a separate process): its CPU time as a share of the wall time, and its waits "
+                f"per request; * = busy {PEER_BOUND:.0%} or more, so the wall-clock rate is mostly the client's "
+                "(a server that answers sooner then means fewer replies per wake-up, more wake-ups per request "
+                "and a lower rate)",
+                _table(["benchmark", *cols], peer_rows)]
     if suite.missing:
         out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in suite.missing.items())]
     if notes:
