@@ -5,6 +5,7 @@ Examples::
     python -m multiloop bench                        # everything, every loop available here
     python -m multiloop bench --quick                # shorter samples, 3 rounds, smaller memory test
     python -m multiloop bench --backends epoll,uvloop --only call_soon,timers --repeat 9
+    python -m multiloop bench --backends epoll,uvloop --versus uvloop --repeat 21   # round by round, sign test
     python -m multiloop bench --json results.json --chart ratios.png
     python -m multiloop bench --memory-only --connections 5000
 """
@@ -63,6 +64,9 @@ def parse_args(argv: Sequence[str] | None, prog: str) -> argparse.Namespace:
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-' for stdout)")
     p.add_argument("--chart", metavar="FILE.png", help="also draw the ratios as a chart (needs matplotlib: the "
                                                        "'bench' extra)")
+    p.add_argument("--versus", metavar="LOOP",
+                   help="also compare every other measured loop with LOOP round by round: per-round ratios, "
+                        "rounds won and lost, and a sign test that says whether the difference beats the noise")
     p.add_argument("--list", action="store_true", help="list the benchmarks and loops, then exit")
     return p.parse_args(argv)
 
@@ -85,6 +89,9 @@ def _pick(spec: str | None, skip: str | None) -> list[Benchmark]:
 def main(argv: Sequence[str] | None = None, prog: str = "python -m multiloop bench") -> int:
     args = parse_args(argv, prog)
     columns, missing = select_columns(args.backends)
+    if args.versus is not None and args.versus not in [c.name for c in columns]:
+        raise SystemExit(f"--versus {args.versus}: not among the loops measured in this run "
+                         f"({', '.join(c.name for c in columns)}); add it to --backends")
     benchmarks = [] if args.memory_only else _pick(args.only, args.skip)
     connections = args.connections if args.connections is not None else (500 if args.quick else 5000)
     if args.only and not args.memory_only and args.connections is None:
@@ -122,6 +129,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m multiloop ben
     if benchmarks:
         log("")
         log(format_tables(suite))
+        if args.versus is not None:
+            from .versus import compare_all, format_versus
+            head_to_head = compare_all(suite, args.versus)
+            doc["versus"] = [h.summary() for h in head_to_head]
+            log("")
+            log(format_versus(head_to_head))
     if connections:
         from . import memory
         log("")
