@@ -148,8 +148,8 @@ def test_echo_rows_report_exact_thread_cpu_and_what_the_client_did():
         assert cell["error"] is None, cell
         for s in cell["samples"]:
             assert s["loop_cpu"] > 0  # (loop_user, tick-sampled and read a moment apart, may even exceed it)
-            assert 0 < s["peer_cpu"] and s["peer_waits"] > 0
-        assert cell["peer_busy_median"] > 0
+            assert 0 < s["peer_cpu"] and s["peer_waits"] > 0 and s["loop_sleeps"] >= 0
+        assert cell["peer_busy_median"] > 0 and cell["loop_sleeps_per_op_median"] >= 0
         # Every wait of the client returns at least one reply or write readiness: never more than 2 per request.
         assert 0 < cell["peer_waits_per_op_median"] <= 2.0
         if loop != "asyncio":
@@ -158,6 +158,19 @@ def test_echo_rows_report_exact_thread_cpu_and_what_the_client_did():
     assert table.returncode == 0, table.stderr
     assert "tcp_echo_protocol (thread CPU/op)" in table.stdout
     assert "Load generator" in table.stdout
+
+
+@pytest.mark.skipif(not hasattr(__import__("resource"), "RUSAGE_THREAD"), reason="per-thread rusage is Linux's")
+def test_the_stopwatch_counts_the_times_the_thread_blocked():
+    import time
+
+    with harness.Stopwatch() as busy:
+        sum(range(10_000))
+    with harness.Stopwatch() as sleeping:
+        for _ in range(3):
+            time.sleep(0.002)
+    assert sleeping.sample(1).loop_sleeps >= 3
+    assert busy.sample(1).loop_sleeps < sleeping.sample(1).loop_sleeps
 
 
 def _sample(peer_cpu: float, wall: float = 1.0, ops: int = 100) -> harness.Sample:

@@ -9,9 +9,10 @@ connection), until ``requests`` echoes have come back in total. Every echoed byt
 sent (each request carries its own number, so a lost, repeated or reordered chunk is caught).
 
 It also reports its own CPU time and how many times it waited (``select`` calls) during the job. On a machine
-with few cores the client can be the bottleneck: then the wall-clock rate is the client's, and a server that
-answers each request sooner hands the client fewer replies per wake-up, so more wake-ups (and more client CPU)
-per request and a *lower* rate. These two numbers show when that is what a row measures.
+with few cores the client can be the bottleneck: then the wall-clock rate is the client's. A server that
+answers each request sooner is then asleep more often when the next request arrives, and the client's send
+pays for waking it (on a virtual machine, an interrupt to the other virtual CPU): more client CPU per request,
+and a *lower* rate. These numbers, with the server's sleeps per request, show when that is what a row measures.
 
 Protocol: one JSON object per line on stdin (a job, or ``{"ping": true}`` to check the process is up), one
 JSON line on stdout per job (the result). EOF on stdin ends the process. Runs as a script (``python -I``).

@@ -63,7 +63,9 @@ class Sample:
     and the user part of that (``loop_user``: Linux RUSAGE_THREAD, else the whole process; the kernel splits
     user/sys by sampling ticks, which is why samples are made long enough). Benchmarks that drive the loop from
     a separate load generator (the echo client) also record that process's CPU seconds (``peer_cpu``) and how
-    many times it waited for the server (``peer_waits``) over the sample; 0 for the others."""
+    many times it waited for the server (``peer_waits``) over the sample; 0 for the others. ``loop_sleeps``: how
+    many times the loop thread blocked (voluntary context switches: RUSAGE_THREAD on Linux, else the process).
+    Each one means the next event had to wake it, and on a virtual machine the waker pays for that wake-up."""
 
     ops: int
     wall: float
@@ -73,6 +75,7 @@ class Sample:
     loop_cpu: float
     peer_cpu: float = 0.0
     peer_waits: int = 0
+    loop_sleeps: int = 0
 
     @property
     def rate(self) -> float:
@@ -104,11 +107,11 @@ class Sample:
 class Stopwatch:
     """Times the section a benchmark wants timed: ``with Stopwatch() as sw: ...; return sw.sample(ops)``."""
 
-    __slots__ = ("_t0", "_r0", "_th0", "_c0", "wall", "user", "sys", "loop_user", "loop_cpu")
+    __slots__ = ("_t0", "_r0", "_th0", "_c0", "wall", "user", "sys", "loop_user", "loop_cpu", "loop_sleeps")
 
     def __enter__(self) -> Stopwatch:
         self._r0 = resource.getrusage(resource.RUSAGE_SELF)
-        self._th0 = resource.getrusage(_RUSAGE_WHO).ru_utime
+        self._th0 = resource.getrusage(_RUSAGE_WHO)
         self._c0 = time.thread_time()
         self._t0 = time.perf_counter()
         return self
@@ -116,17 +119,18 @@ class Stopwatch:
     def __exit__(self, *exc: Any) -> None:
         t1 = time.perf_counter()
         c1 = time.thread_time()
-        th1 = resource.getrusage(_RUSAGE_WHO).ru_utime
+        th1 = resource.getrusage(_RUSAGE_WHO)
         r1 = resource.getrusage(resource.RUSAGE_SELF)
         self.wall = t1 - self._t0
         self.user = r1.ru_utime - self._r0.ru_utime
         self.sys = r1.ru_stime - self._r0.ru_stime
-        self.loop_user = th1 - self._th0
+        self.loop_user = th1.ru_utime - self._th0.ru_utime
+        self.loop_sleeps = th1.ru_nvcsw - self._th0.ru_nvcsw
         self.loop_cpu = c1 - self._c0
 
     def sample(self, ops: int, *, peer_cpu: float = 0.0, peer_waits: int = 0) -> Sample:
         return Sample(ops=ops, wall=self.wall, user=self.user, sys=self.sys, loop_user=self.loop_user,
-                      loop_cpu=self.loop_cpu, peer_cpu=peer_cpu, peer_waits=peer_waits)
+                      loop_cpu=self.loop_cpu, peer_cpu=peer_cpu, peer_waits=peer_waits, loop_sleeps=self.loop_sleeps)
 
 
 BenchFunc = Callable[[int], Awaitable[Sample]]
@@ -335,6 +339,7 @@ class Result:
             if self.has_peer:
                 d["peer_busy_median"] = statistics.median(s.peer_busy for s in self.samples)
                 d["peer_waits_per_op_median"] = statistics.median(s.peer_waits / s.ops for s in self.samples)
+                d["loop_sleeps_per_op_median"] = statistics.median(s.loop_sleeps / s.ops for s in self.samples)
         d["samples"] = [dataclasses.asdict(s) for s in self.samples]
         return d
 
@@ -575,7 +580,8 @@ def format_tables(suite: SuiteResult) -> str:
             if cell.has_peer:
                 busy = statistics.median(s.peer_busy for s in cell.samples)
                 waits = statistics.median(s.peer_waits / s.ops for s in cell.samples)
-                pr.append(f"{busy:.0%} {waits:.2f}{' *' if cell.peer_bound else ''}")
+                sleeps = statistics.median(s.loop_sleeps / s.ops for s in cell.samples)
+                pr.append(f"{busy:.0%} {waits:.2f}/{sleeps:.2f}{' *' if cell.peer_bound else ''}")
             else:
                 pr.append("n/a")
             if c == BASELINE:
@@ -602,10 +608,10 @@ def format_tables(suite: SuiteResult) -> str:
            "Rates (median per second; I/O: and the server loop thread's user / user+sys CPU per operation)",
            _table(["benchmark", "clock", *cols], rate_rows)]
     if peer_rows:
-        out += ["", f"Load generator (a separate process): its CPU time as a share of the wall time, and its waits "
-                f"per request; * = busy {PEER_BOUND:.0%} or more, so the wall-clock rate is mostly the client's "
-                "(a server that answers sooner then means fewer replies per wake-up, more wake-ups per request "
-                "and a lower rate)",
+        out += ["", f"Load generator (a separate process): its CPU time as a share of the wall time, its waits per "
+                f"request / the server loop's sleeps per request; * = client busy {PEER_BOUND:.0%} or more, so the "
+                "wall-clock rate is mostly the client's. A server that answers sooner sleeps more often, and the "
+                "client's next request must wake it: the client pays for that wake-up, and its rate drops.",
                 _table(["benchmark", *cols], peer_rows)]
     if suite.missing:
         out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in suite.missing.items())]
