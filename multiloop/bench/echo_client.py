@@ -11,7 +11,7 @@ sent (each request carries its own number, so a lost, repeated or reordered chun
 It also reports its own CPU time and how many times it waited (``select`` calls) during the job. On a machine
 with few cores the client can be the bottleneck: then the wall-clock rate is the client's. A server that
 answers each request sooner is then asleep more often when the next request arrives, and the client's send
-pays for waking it (on a virtual machine, an interrupt to the other virtual CPU): more client CPU per request,
+pays for waking it (on a virtual machine, most likely an interrupt to the other virtual CPU): more client CPU per request,
 and a *lower* rate. These numbers, with the server's sleeps per request, show when that is what a row measures.
 
 Protocol: one JSON object per line on stdin (a job, or ``{"ping": true}`` to check the process is up), one
