@@ -39,6 +39,37 @@ def test_sign_test_refuses_negative_counts():
         versus.sign_test(-1, 3)
 
 
+@pytest.mark.parametrize("n, k", [(11, 2), (21, 6), (41, 14)])
+def test_the_median_interval_is_the_widest_order_statistic_pair_that_covers_95_percent(n, k):
+    values = [float(i) for i in range(1, n + 1)]
+    low, high, coverage = versus.median_interval(list(reversed(values)))  # order of the rounds does not matter
+    assert (low, high) == (k, n + 1 - k)
+    assert coverage == pytest.approx(1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n)
+    assert coverage >= 0.95
+    narrower = 1 - 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    assert narrower < 0.95  # one step narrower would no longer cover 95%
+
+
+def test_with_few_rounds_the_interval_is_the_whole_range_with_its_true_coverage():
+    assert versus.median_interval([1.2, 0.9, 1.0, 1.1, 0.8]) == (0.8, 1.2, pytest.approx(1 - 2 / 32))
+    assert versus.median_interval([1.3]) == (1.3, 1.3, 0.0)
+    with pytest.raises(ValueError, match="no values"):
+        versus.median_interval([])
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        versus.median_interval([1.0], confidence=1.5)
+
+
+@pytest.mark.parametrize("wins, losses, excludes_one", [(16, 5, True), (15, 6, False), (10, 1, True), (9, 2, False)])
+def test_the_interval_excludes_one_exactly_when_the_sign_test_gives_a_verdict(wins, losses, excludes_one):
+    ratios = tuple([1.2] * wins + [0.9] * losses)
+    h = versus.HeadToHead("echo", "rate", "a", "b", ratios)
+    low, high, _ = h.interval
+    assert (not low <= 1.0 <= high) is excludes_one
+    assert (h.verdict != "not distinguishable") is excludes_one
+    summary = h.summary()
+    assert (summary["ratio_ci_low"], summary["ratio_ci_high"]) == (low, high)
+
+
 def _s(rate: float, user_per_op: float = 1e-6, cpu_per_op: float = 2e-6, ops: int = 1000) -> harness.Sample:
     wall = ops / rate
     return harness.Sample(ops=ops, wall=wall, user=0.0, sys=0.0, loop_user=user_per_op * ops,
@@ -120,6 +151,8 @@ def test_cli_versus_writes_the_head_to_head_into_the_json_and_refuses_an_unmeasu
     (row,) = data["versus"]
     assert (row["benchmark"], row["metric"], row["loop"], row["other"]) == ("call_soon", "rate", backend, "asyncio")
     assert row["rounds"] == 2 and row["wins"] + row["losses"] <= 2 and row["verdict"] == "not distinguishable"
+    assert row["ratio_ci_low"] == row["ratio_min"] and row["ratio_ci_high"] == row["ratio_max"]
+    assert row["ci_coverage"] == 0.5  # two rounds: the whole range covers the median half the time
     assert "Head to head" in proc.stderr
     refused = _run_cli("--backends", backend, "--versus", "no_such_loop")
     assert refused.returncode != 0 and "--versus no_such_loop: not among the loops measured" in refused.stderr

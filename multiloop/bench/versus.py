@@ -12,6 +12,12 @@ Facts that shape it:
   lopsided. It assumes nothing about the shape of the noise (which here is neither normal nor symmetric).
 - A verdict is given only at p < 0.05; otherwise the pair is "not distinguishable" on this run, whatever the
   median says. With 11 rounds that takes 10 wins of 11; with 21 rounds, 16.
+- "Not distinguishable" is not "equal": the confidence interval of the median per-round ratio says how large a
+  difference the run can still hide. It comes from the same binomial as the sign test (order statistics: no
+  assumption about the noise either), so it excludes 1.0 when the sign test gives a verdict. With 11 rounds it
+  runs from the 2nd to the 10th smallest ratio (98.8% coverage), with 21 rounds from the 6th to the 16th (97.3%):
+  the narrowest such interval that still covers at least 95%. Below 6 rounds no interval reaches 95%; the whole
+  range is given, with its coverage.
 """
 
 from __future__ import annotations
@@ -26,6 +32,26 @@ from .harness import Result, Sample, SuiteResult
 
 #: Below this sign-test p-value a head-to-head result is called a win or a loss.
 SIGNIFICANCE = 0.05
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """Distribution-free confidence interval for the median of ``values``: ``(low, high, coverage)``, the
+    ``k``-th smallest and ``k``-th largest value for the largest ``k`` whose coverage, ``1 - 2 P(B <= k - 1)``
+    with ``B ~ Binomial(n, 1/2)``, is still at least ``confidence``; the full range (``k = 1``) when none is."""
+    if not values:
+        raise ValueError("no values to take a median interval of")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def coverage(k: int) -> float:
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2 ** n
+
+    k = 1
+    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= confidence:
+        k += 1
+    return ordered[k - 1], ordered[n - k], coverage(k)
 
 
 def sign_test(wins: int, losses: int) -> float:
@@ -68,14 +94,21 @@ class HeadToHead:
         return statistics.median(self.ratios)
 
     @property
+    def interval(self) -> tuple[float, float, float]:
+        """The 95% confidence interval of the median per-round ratio, and its exact coverage."""
+        return median_interval(self.ratios)
+
+    @property
     def verdict(self) -> str:
         if self.p >= SIGNIFICANCE:
             return "not distinguishable"
         return "ahead" if self.wins > self.losses else "behind"
 
     def summary(self) -> dict[str, Any]:
+        low, high, coverage = self.interval
         return {"benchmark": self.benchmark, "metric": self.metric, "loop": self.loop, "other": self.other,
                 "ratio_median": self.median, "ratio_min": min(self.ratios), "ratio_max": max(self.ratios),
+                "ratio_ci_low": low, "ratio_ci_high": high, "ci_coverage": coverage,
                 "rounds": len(self.ratios), "wins": self.wins, "losses": self.losses, "p": self.p,
                 "verdict": self.verdict}
 
@@ -142,13 +175,14 @@ def format_versus(rows: Sequence[HeadToHead]) -> str:
     pairs = list(dict.fromkeys((h.loop, h.other) for h in rows))
     for loop, other in pairs:
         mine = [h for h in rows if (h.loop, h.other) == (loop, other)]
-        header = ["benchmark", "metric", f"{loop}/{other}", "won-lost", "p", "verdict"]
+        header = ["benchmark", "metric", f"{loop}/{other}", "confidence interval", "won-lost", "p", "verdict"]
         body = [[h.benchmark, h.metric, f"{h.median:.2f}x [{min(h.ratios):.2f}-{max(h.ratios):.2f}]",
-                 f"{h.wins}-{h.losses}", f"{h.p:.3f}", h.verdict] for h in mine]
+                 _interval_text(h.interval), f"{h.wins}-{h.losses}", f"{h.p:.3f}", h.verdict] for h in mine]
         widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
         out += [f"Head to head, {loop} against {other}, the same rounds: per-round ratio (>1 = {loop} better; "
-                f"for CPU/op rows: {other}'s CPU over {loop}'s), rounds won-lost, two-sided sign test p; a verdict "
-                f"only at p < {SIGNIFICANCE}",
+                f"for CPU/op rows: {other}'s CPU over {loop}'s) median [lowest-highest round], the confidence "
+                f"interval of that median (coverage), rounds won-lost, two-sided sign test p; a verdict only at "
+                f"p < {SIGNIFICANCE}",
                 _line(header, widths), "  ".join("-" * w for w in widths), *(_line(r, widths) for r in body), ""]
     return "\n".join(out).rstrip()
 
@@ -156,3 +190,8 @@ def format_versus(rows: Sequence[HeadToHead]) -> str:
 def _line(row: Sequence[str], widths: Sequence[int]) -> str:
     # Names left-aligned, numbers right-aligned.
     return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+
+
+def _interval_text(interval: tuple[float, float, float]) -> str:
+    low, high, coverage = interval
+    return f"{low:.2f}-{high:.2f} ({coverage:.0%})"
