@@ -104,6 +104,21 @@ class Sample:
         return self.peer_cpu / self.wall if self.wall > 0 else float("nan")
 
 
+def user_cpu_ratio(ours: Sample, other: Sample) -> float | None:
+    """``other``'s user CPU per operation over ``ours`` (>1: ours needs less), or None when either sample's
+    tick-sampled user time is 0, which says nothing about the ratio."""
+    if ours.loop_user > 0 and other.loop_user > 0:
+        return other.loop_user_per_op / ours.loop_user_per_op
+    return None
+
+
+def thread_cpu_ratio(ours: Sample, other: Sample) -> float | None:
+    """The same for the loop thread's exact user+sys CPU per operation."""
+    if ours.loop_cpu > 0 and other.loop_cpu > 0:
+        return other.loop_cpu_per_op / ours.loop_cpu_per_op
+    return None
+
+
 class Stopwatch:
     """Times the section a benchmark wants timed: ``with Stopwatch() as sw: ...; return sw.sample(ops)``."""
 
@@ -310,11 +325,21 @@ class Result:
         """Whether the samples carry the load generator's figures (a benchmark with a separate client)."""
         return bool(self.samples) and all(s.peer_cpu > 0 for s in self.samples)
 
+    def peer_figures(self) -> tuple[float, float, float] | None:
+        """Medians over the samples of the load generator's busy share, its waits per operation and the loop's
+        sleeps per operation; None for a benchmark without a separate client."""
+        if not self.has_peer:
+            return None
+        return (statistics.median(s.peer_busy for s in self.samples),
+                statistics.median(s.peer_waits / s.ops for s in self.samples),
+                statistics.median(s.loop_sleeps / s.ops for s in self.samples))
+
     @property
     def peer_bound(self) -> bool:
         """The load generator was busy for at least :data:`PEER_BOUND` of the wall time in the median sample:
         the wall-clock rate is then mostly the client's speed, not the server's."""
-        return self.has_peer and statistics.median(s.peer_busy for s in self.samples) >= PEER_BOUND
+        figures = self.peer_figures()
+        return figures is not None and figures[0] >= PEER_BOUND
 
     def summary(self) -> dict[str, Any]:
         d: dict[str, Any] = {"benchmark": self.benchmark, "loop": self.loop, "n": self.n, "unit": self.unit,
@@ -336,10 +361,10 @@ class Result:
                 d.update(thread_cpu_ratio_median=statistics.median(self.thread_cpu_ratios),
                          thread_cpu_ratio_min=min(self.thread_cpu_ratios),
                          thread_cpu_ratio_max=max(self.thread_cpu_ratios))
-            if self.has_peer:
-                d["peer_busy_median"] = statistics.median(s.peer_busy for s in self.samples)
-                d["peer_waits_per_op_median"] = statistics.median(s.peer_waits / s.ops for s in self.samples)
-                d["loop_sleeps_per_op_median"] = statistics.median(s.loop_sleeps / s.ops for s in self.samples)
+            figures = self.peer_figures()
+            if figures is not None:
+                d.update(zip(("peer_busy_median", "peer_waits_per_op_median", "loop_sleeps_per_op_median"),
+                             figures, strict=True))
         d["samples"] = [dataclasses.asdict(s) for s in self.samples]
         return d
 
@@ -495,10 +520,10 @@ def run_suite(benchmarks: Sequence[Benchmark], columns: Sequence[Column], *, rep
                     if name == BASELINE:
                         continue
                     cells[name].ratios.append(s.metric(bclock) / base.metric(bclock))
-                    if s.loop_user > 0 and base.loop_user > 0:
-                        cells[name].cpu_ratios.append(base.loop_user_per_op / s.loop_user_per_op)
-                    if s.loop_cpu > 0 and base.loop_cpu > 0:
-                        cells[name].thread_cpu_ratios.append(base.loop_cpu_per_op / s.loop_cpu_per_op)
+                    for ratios, ratio in ((cells[name].cpu_ratios, user_cpu_ratio(s, base)),
+                                          (cells[name].thread_cpu_ratios, thread_cpu_ratio(s, base))):
+                        if ratio is not None:
+                            ratios.append(ratio)
         if progress is not None:
             progress(_progress_line(bench, columns, cells))
     return SuiteResult(columns=names, missing=dict(missing or {}), benchmarks=list(benchmarks), results=results,
@@ -530,9 +555,10 @@ def fmt_rate(rate: float, bytes_per_op: int = 0) -> str:
     return f"{rate:.3g}/s"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
+    """Plain-text columns: the first ``left`` columns (names) left-aligned, the rest (numbers) right-aligned."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)  # noqa: E731
+    line = lambda r: "  ".join(cell.ljust(w) if i < left else cell.rjust(w)  # noqa: E731
                                for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
     out = [line(header), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
@@ -577,11 +603,10 @@ def format_tables(suite: SuiteResult) -> str:
             user_us = statistics.median(s.loop_user_per_op for s in cell.samples) * 1e6
             cpu_us = statistics.median(s.loop_cpu_per_op for s in cell.samples) * 1e6
             ar.append(f"{rate} {user_us:.1f}/{cpu_us:.1f}us" if b.report_cpu else rate)
-            if cell.has_peer:
-                busy = statistics.median(s.peer_busy for s in cell.samples)
-                waits = statistics.median(s.peer_waits / s.ops for s in cell.samples)
-                sleeps = statistics.median(s.loop_sleeps / s.ops for s in cell.samples)
-                pr.append(f"{busy:.0%} {waits:.2f}/{sleeps:.2f}{' *' if cell.peer_bound else ''}")
+            figures = cell.peer_figures()
+            if figures is not None:
+                busy, waits, sleeps = figures
+                pr.append(f"{busy:.0%} {waits:.2f}/{sleeps:.2f}{' *' if busy >= PEER_BOUND else ''}")
             else:
                 pr.append("n/a")
             if c == BASELINE:
@@ -604,15 +629,15 @@ def format_tables(suite: SuiteResult) -> str:
            "'user CPU/op' rows: the server loop thread's user CPU per operation, asyncio's over this loop's "
            "(the kernel splits user from sys by sampling ticks: read it over many rounds); 'thread CPU/op': "
            "the same for user+sys, exact (it includes the syscalls the loop makes).",
-           _table(["benchmark", "clock", *cols], ratio_rows), "",
+           table(["benchmark", "clock", *cols], ratio_rows), "",
            "Rates (median per second; I/O: and the server loop thread's user / user+sys CPU per operation)",
-           _table(["benchmark", "clock", *cols], rate_rows)]
+           table(["benchmark", "clock", *cols], rate_rows)]
     if peer_rows:
         out += ["", f"Load generator (a separate process): its CPU time as a share of the wall time, its waits per "
                 f"request / the server loop's sleeps per request; * = client busy {PEER_BOUND:.0%} or more, so the "
                 "wall-clock rate is mostly the client's. A server that answers sooner sleeps more often, and the "
                 "client's next request must wake it: the client pays for that wake-up, and its rate drops.",
-                _table(["benchmark", *cols], peer_rows)]
+                table(["benchmark", *cols], peer_rows)]
     if suite.missing:
         out += ["", "Not measured: " + "; ".join(f"{k} ({v})" for k, v in suite.missing.items())]
     if notes:

@@ -28,7 +28,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .harness import Result, Sample, SuiteResult
+from .harness import Result, Sample, SuiteResult, table, thread_cpu_ratio, user_cpu_ratio
 
 #: Below this sign-test p-value a head-to-head result is called a win or a loss.
 SIGNIFICANCE = 0.05
@@ -130,15 +130,6 @@ def _rate(clock: str) -> Callable[[Sample, Sample], float | None]:
     return ratio
 
 
-def _user(sa: Sample, sb: Sample) -> float | None:
-    # A sample whose tick-sampled user time is 0 says nothing about the ratio: left out.
-    return sb.loop_user_per_op / sa.loop_user_per_op if sa.loop_user > 0 and sb.loop_user > 0 else None
-
-
-def _thread(sa: Sample, sb: Sample) -> float | None:
-    return sb.loop_cpu_per_op / sa.loop_cpu_per_op if sa.loop_cpu > 0 and sb.loop_cpu > 0 else None
-
-
 def compare(suite: SuiteResult, loop: str, other: str) -> list[HeadToHead]:
     """``loop`` against ``other`` on every benchmark both ran without a skip or an error: the rate in the
     benchmark's clock and, for the I/O benchmarks, user and user+sys CPU per operation (less is better, so the
@@ -153,7 +144,7 @@ def compare(suite: SuiteResult, loop: str, other: str) -> list[HeadToHead]:
             continue
         metrics: list[tuple[str, Callable[[Sample, Sample], float | None]]] = [("rate", _rate(a.clock))]
         if bench.report_cpu:
-            metrics += [("user CPU/op", _user), ("thread CPU/op", _thread)]
+            metrics += [("user CPU/op", user_cpu_ratio), ("thread CPU/op", thread_cpu_ratio)]
         for metric, better in metrics:
             ratios = _per_round(a, b, better)
             if ratios:
@@ -178,18 +169,13 @@ def format_versus(rows: Sequence[HeadToHead]) -> str:
         header = ["benchmark", "metric", f"{loop}/{other}", "confidence interval", "won-lost", "p", "verdict"]
         body = [[h.benchmark, h.metric, f"{h.median:.2f}x [{min(h.ratios):.2f}-{max(h.ratios):.2f}]",
                  _interval_text(h.interval), f"{h.wins}-{h.losses}", f"{h.p:.3f}", h.verdict] for h in mine]
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
         out += [f"Head to head, {loop} against {other}, the same rounds: per-round ratio (>1 = {loop} better; "
                 f"for CPU/op rows: {other}'s CPU over {loop}'s) median [lowest-highest round], the confidence "
                 f"interval of that median (coverage), rounds won-lost, two-sided sign test p; a verdict only at "
                 f"p < {SIGNIFICANCE}",
-                _line(header, widths), "  ".join("-" * w for w in widths), *(_line(r, widths) for r in body), ""]
+                table(header, body, left=2), ""]
     return "\n".join(out).rstrip()
 
-
-def _line(row: Sequence[str], widths: Sequence[int]) -> str:
-    # Names left-aligned, numbers right-aligned.
-    return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
 
 
 def _interval_text(interval: tuple[float, float, float]) -> str:
